@@ -1,0 +1,182 @@
+//! Parses the XML of glibc's `malloc_info(0, …)` into one record per arena plus the
+//! process totals. The format is documented in glibc's malloc/malloc.c (__malloc_info).
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use std::fmt;
+
+/// One `<heap nr="N">` element: an arena.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArenaInfo {
+    pub index: u64,
+    pub fast_count: u64,
+    pub fast_bytes: u64,
+    /// Free chunks in the other bins, including the arena's top chunk.
+    pub rest_count: u64,
+    pub rest_bytes: u64,
+    pub system_current: u64,
+    pub system_max: u64,
+    pub aspace_total: u64,
+    pub aspace_mprotect: u64,
+    /// Number of 64 MiB heaps the arena spans; newer glibc reports it, older omits it.
+    pub subheaps: Option<u64>,
+}
+
+impl ArenaInfo {
+    pub fn free_bytes(&self) -> u64 {
+        self.fast_bytes + self.rest_bytes
+    }
+
+    pub fn in_use_bytes(&self) -> u64 {
+        self.system_current.saturating_sub(self.free_bytes())
+    }
+}
+
+/// The whole report: the arenas, and the chunks glibc mmapped outside any arena.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MallocInfo {
+    pub arenas: Vec<ArenaInfo>,
+    pub mmap_count: u64,
+    pub mmap_bytes: u64,
+    /// glibc's own closing totals over all arenas, kept to cross-check the arenas.
+    pub reported_free_bytes: u64,
+    pub reported_system_bytes: u64,
+}
+
+impl MallocInfo {
+    pub fn system_bytes(&self) -> u64 {
+        self.arenas.iter().map(|a| a.system_current).sum()
+    }
+
+    pub fn free_bytes(&self) -> u64 {
+        self.arenas.iter().map(ArenaInfo::free_bytes).sum()
+    }
+
+    pub fn in_use_bytes(&self) -> u64 {
+        self.arenas.iter().map(ArenaInfo::in_use_bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malloc_info output could not be parsed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
+    let mut reader = Reader::from_str(xml);
+    let mut info = MallocInfo::default();
+    let mut current: Option<ArenaInfo> = None;
+    let mut saw_root = false;
+    loop {
+        match reader.read_event().map_err(|e| ParseError(e.to_string()))? {
+            Event::Start(tag) | Event::Empty(tag) => match tag.name().as_ref() {
+                b"malloc" => saw_root = true,
+                b"heap" => current = Some(ArenaInfo { index: attr(&tag, b"nr")?, ..Default::default() }),
+                b"total" | b"system" | b"aspace" => record(&tag, current.as_mut(), &mut info)?,
+                _ => {}
+            },
+            Event::End(tag) if tag.name().as_ref() == b"heap" => {
+                let arena = current.take().ok_or_else(|| ParseError("</heap> without <heap>".into()))?;
+                info.arenas.push(arena);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !saw_root {
+        return Err(ParseError("no <malloc> element".into()));
+    }
+    if current.is_some() {
+        return Err(ParseError("unterminated <heap>".into()));
+    }
+    Ok(info)
+}
+
+/// Files one `<total>`, `<system>` or `<aspace>` element into the arena being read, or
+/// into the process totals when outside any `<heap>`.
+fn record(tag: &BytesStart, arena: Option<&mut ArenaInfo>, info: &mut MallocInfo) -> Result<(), ParseError> {
+    let kind = text_attr(tag, b"type")?;
+    let size: u64 = attr(tag, b"size")?;
+    match (tag.name().as_ref(), kind.as_str(), arena) {
+        (b"total", "fast", Some(a)) => (a.fast_count, a.fast_bytes) = (attr(tag, b"count")?, size),
+        (b"total", "rest", Some(a)) => (a.rest_count, a.rest_bytes) = (attr(tag, b"count")?, size),
+        (b"system", "current", Some(a)) => a.system_current = size,
+        (b"system", "max", Some(a)) => a.system_max = size,
+        (b"aspace", "total", Some(a)) => a.aspace_total = size,
+        (b"aspace", "mprotect", Some(a)) => a.aspace_mprotect = size,
+        (b"aspace", "subheaps", Some(a)) => a.subheaps = Some(size),
+        (b"total", "mmap", None) => (info.mmap_count, info.mmap_bytes) = (attr(tag, b"count")?, size),
+        (b"total", "fast" | "rest", None) => info.reported_free_bytes += size,
+        (b"system", "current", None) => info.reported_system_bytes = size,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn text_attr(tag: &BytesStart, name: &[u8]) -> Result<String, ParseError> {
+    let element = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
+    let found = tag
+        .try_get_attribute(name)
+        .map_err(|e| ParseError(e.to_string()))?
+        .ok_or_else(|| ParseError(format!("<{element}> lacks {}", String::from_utf8_lossy(name))))?;
+    Ok(String::from_utf8_lossy(&found.value).into_owned())
+}
+
+fn attr(tag: &BytesStart, name: &[u8]) -> Result<u64, ParseError> {
+    let text = text_attr(tag, name)?;
+    text.parse().map_err(|_| ParseError(format!("{}={text:?} is not a number", String::from_utf8_lossy(name))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANY: &str = include_str!("../tests/fixtures/malloc_info_16_arenas.xml");
+    const MAIN_ONLY: &str = include_str!("../tests/fixtures/malloc_info_main_only.xml");
+
+    #[test]
+    fn reads_every_arena_of_a_busy_process() {
+        let info = parse(MANY).expect("parse");
+        assert_eq!(info.arenas.len(), 16);
+        let indexes: Vec<u64> = info.arenas.iter().map(|a| a.index).collect();
+        assert_eq!(indexes, (0..16).collect::<Vec<u64>>());
+        let last = &info.arenas[15];
+        assert_eq!(last.rest_count, 1934);
+        assert_eq!(last.rest_bytes, 32_573_965);
+        assert_eq!(last.system_current, 65_675_264);
+        assert_eq!(last.subheaps, Some(1));
+        assert_eq!(last.in_use_bytes(), 65_675_264 - 32_573_965);
+        assert_eq!((info.mmap_count, info.mmap_bytes), (1, 41_947_136));
+    }
+
+    #[test]
+    fn arena_sums_match_the_totals_glibc_printed() {
+        let info = parse(MANY).expect("parse");
+        assert_eq!(info.reported_system_bytes, 1_232_252_928);
+        assert_eq!(info.system_bytes(), info.reported_system_bytes);
+        assert_eq!(info.free_bytes(), info.reported_free_bytes);
+    }
+
+    #[test]
+    fn a_single_threaded_process_has_only_the_main_arena() {
+        let info = parse(MAIN_ONLY).expect("parse");
+        assert_eq!(info.arenas.len(), 1);
+        assert_eq!(info.arenas[0].subheaps, None);
+        assert_eq!(info.arenas[0].system_current, 135_168);
+        assert_eq!(info.arenas[0].free_bytes(), 130_400);
+    }
+
+    #[test]
+    fn rejects_what_is_not_malloc_info() {
+        assert!(parse("").is_err());
+        assert!(parse("<malloc version=\"1\"><heap nr=\"0\">").is_err());
+        assert!(parse("<malloc><heap nr=\"x\"></heap></malloc>").is_err());
+        assert!(parse("<malloc><heap nr=\"0\"><total type=\"rest\" count=\"1\"/></heap></malloc>").is_err());
+    }
+}

@@ -19,5 +19,5 @@ pub fn stats() -> Result<JemallocStats, String> {
 }
 
 pub fn version() -> String {
-    tikv_jemalloc_ctl::version::read().map(str::to_owned).unwrap_or_else(|_| "unknown".into())
+    tikv_jemalloc_ctl::version::read().map(|v| v.trim_end_matches('\0').to_owned()).unwrap_or_else(|_| "unknown".into())
 }

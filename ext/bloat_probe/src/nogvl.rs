@@ -1,0 +1,68 @@
+//! Runs Rust work with Ruby's GVL released, so other Ruby threads keep running, and with
+//! an unblocking function so Thread#kill and Ctrl-C can stop it.
+
+use std::ffi::c_void;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A panic caught at the boundary, with its message; it must never unwind into Ruby.
+#[derive(Debug)]
+pub struct Panicked(pub String);
+
+struct Call<F, R> {
+    work: Option<F>,
+    result: Option<std::thread::Result<R>>,
+}
+
+unsafe extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void {
+    // SAFETY: data is the &mut Call that without_gvl passed, alive for this whole call.
+    let call = unsafe { &mut *data.cast::<Call<F, R>>() };
+    if let Some(work) = call.work.take() {
+        call.result = Some(panic::catch_unwind(AssertUnwindSafe(work)));
+    }
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn request_cancel(flag: *mut c_void) {
+    // SAFETY: flag is the &AtomicBool that without_gvl passed; it outlives the call.
+    unsafe { &*flag.cast::<AtomicBool>() }.store(true, Ordering::Relaxed);
+}
+
+/// Calls `work` without the GVL. When Ruby wants the thread back it sets `cancel`; the
+/// work must poll it and return soon. Afterwards the caller should let Ruby run the
+/// pending interrupt (see `ruby_api::errors::check_interrupts`).
+pub fn without_gvl<F, R>(cancel: &AtomicBool, work: F) -> Result<R, Panicked>
+where
+    F: FnOnce() -> R,
+{
+    let mut call = Call { work: Some(work), result: None };
+    // The "2" variant returns instead of raising a pending interrupt: a raise here would
+    // longjmp over these Rust frames and skip their destructors.
+    // SAFETY: both pointers stay valid until the call returns; the work touches no Ruby
+    // object, and the unblocking function only stores to an atomic.
+    unsafe {
+        rb_sys::rb_thread_call_without_gvl2(
+            Some(trampoline::<F, R>),
+            ptr::addr_of_mut!(call).cast(),
+            Some(request_cancel),
+            (cancel as *const AtomicBool).cast_mut().cast(),
+        );
+    }
+    match call.result {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(payload)) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Panicked(message))
+        }
+        // Ruby skips the call when an interrupt is already pending.
+        None => {
+            cancel.store(true, Ordering::Relaxed);
+            Err(Panicked("the call did not run: an interrupt was already pending".into()))
+        }
+    }
+}

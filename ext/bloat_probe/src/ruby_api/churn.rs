@@ -1,0 +1,113 @@
+//! BloatProbe.churn: the workload, run with the GVL released, and the retain limit.
+
+use super::args::{choice, integer, number};
+use super::errors::{check_interrupts, probe_error, range_error};
+use super::retained::Retained;
+use super::Fields;
+use crate::nogvl::{without_gvl, Panicked};
+use crate::workload::{self, ChurnError, ChurnSpec, Distribution, Source};
+use magnus::scan_args::{get_kwargs, scan_args};
+use magnus::{Error, RHash, Ruby, Value};
+use std::sync::atomic::AtomicBool;
+
+const KEYWORDS: [&str; 9] =
+    ["count", "min_size", "max_size", "distribution", "retain", "window", "seed", "threads", "allocator"];
+const DISTRIBUTIONS: [&str; 2] = ["log_uniform", "uniform"];
+const SOURCES: [&str; 2] = ["system", "jemalloc"];
+
+type Options = (
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+);
+
+pub fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::System => SOURCES[0],
+        Source::BundledJemalloc => SOURCES[1],
+    }
+}
+
+fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
+    let args = scan_args::<(), (), (), (), RHash, ()>(args)?;
+    let options = get_kwargs::<_, (), Options, ()>(args.keywords, &[], &KEYWORDS)?.optional;
+    let (count, min_size, max_size, distribution, retain, window, seed, threads, source) = options;
+    let mut spec = ChurnSpec::default();
+    if let Some(v) = count {
+        spec.count = integer(ruby, "count", v, 1, workload::MAX_COUNT)?;
+    }
+    if let Some(v) = min_size {
+        spec.min_size = integer(ruby, "min_size", v, 1, workload::MAX_BLOCK_SIZE)?;
+    }
+    if let Some(v) = max_size {
+        spec.max_size = integer(ruby, "max_size", v, 1, workload::MAX_BLOCK_SIZE)?;
+    }
+    if let Some(v) = distribution {
+        spec.distribution = [Distribution::LogUniform, Distribution::Uniform][choice(ruby, "distribution", v, &DISTRIBUTIONS)?];
+    }
+    if let Some(v) = retain {
+        spec.retain = number(ruby, "retain", v)?;
+    }
+    if let Some(v) = window {
+        spec.window = integer(ruby, "window", v, 0, workload::MAX_WINDOW)?;
+    }
+    if let Some(v) = seed {
+        spec.seed = integer(ruby, "seed", v, 0, i64::MAX as u64)?;
+    }
+    if let Some(v) = threads {
+        spec.threads = Some(integer(ruby, "threads", v, 1, workload::MAX_THREADS)?);
+    }
+    if let Some(v) = source {
+        spec.source = [Source::System, Source::BundledJemalloc][choice(ruby, "allocator", v, &SOURCES)?];
+    }
+    spec.validate().map_err(|e| range_error(ruby, e.0))?;
+    Ok(spec)
+}
+
+pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
+    let spec = spec_from(ruby, args)?;
+    let cancel = AtomicBool::new(false);
+    let outcome = match without_gvl(&cancel, || workload::run(&spec, &cancel)) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e @ ChurnError::Cancelled { .. })) => {
+            check_interrupts()?;
+            return Err(probe_error(ruby, "Interrupted", e.to_string()));
+        }
+        Ok(Err(e @ ChurnError::LimitExceeded { .. })) => return Err(probe_error(ruby, "RetainLimitError", e.to_string())),
+        Ok(Err(e)) => return Err(probe_error(ruby, "Error", e.to_string())),
+        Err(Panicked(message)) => {
+            check_interrupts()?;
+            return Err(probe_error(ruby, "Error", format!("churn failed: {message}")));
+        }
+    };
+    let fields = Fields::new(ruby);
+    fields.set("allocations", outcome.allocations)?;
+    fields.set("bytes", outcome.bytes)?;
+    fields.set("retained_count", outcome.retained.count())?;
+    fields.set("retained_bytes", outcome.retained.bytes())?;
+    fields.set("elapsed", outcome.elapsed.as_secs_f64())?;
+    fields.set("threads", outcome.threads)?;
+    fields.set("allocator", ruby.to_symbol(source_name(spec.source)))?;
+    fields.set("retained", Retained::new(outcome.retained, spec.source))?;
+    Ok(fields.into_hash())
+}
+
+pub fn retain_limit() -> usize {
+    workload::retain_limit()
+}
+
+pub fn set_retain_limit(ruby: &Ruby, bytes: Value) -> Result<usize, Error> {
+    let bytes = integer(ruby, "retain_limit", bytes, 1, i64::MAX as u64)?;
+    workload::set_retain_limit(bytes as usize);
+    Ok(bytes as usize)
+}
+
+pub fn retained_bytes() -> usize {
+    workload::retained_bytes()
+}

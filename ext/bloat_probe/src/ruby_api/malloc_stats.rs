@@ -1,0 +1,32 @@
+//! BloatProbe.malloc_stats: what glibc's malloc_stats() prints, as text and parsed.
+
+use super::allocator::require_glibc;
+use super::errors::{io_error, probe_error};
+use super::Fields;
+use crate::{glibc, malloc_stats};
+use magnus::{Error, RHash, Ruby};
+
+pub fn malloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
+    require_glibc(ruby, "malloc_stats")?;
+    let text = glibc::malloc_stats_text().map_err(|e| io_error(ruby, "malloc_stats", e))?;
+    let stats = malloc_stats::parse(&text).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
+    let arenas = stats
+        .arenas
+        .iter()
+        .map(|arena| {
+            let fields = Fields::new(ruby);
+            fields.set("index", arena.index)?;
+            fields.set("system", arena.system_bytes)?;
+            fields.set("in_use", arena.in_use_bytes)?;
+            Ok(fields.into_hash())
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let fields = Fields::new(ruby);
+    fields.set("text", text)?;
+    fields.set("arenas", ruby.ary_from_iter(arenas))?;
+    fields.set("system", stats.total_system_bytes)?;
+    fields.set("in_use", stats.total_in_use_bytes)?;
+    fields.set("max_mmap_regions", stats.max_mmap_regions)?;
+    fields.set("max_mmap_bytes", stats.max_mmap_bytes)?;
+    Ok(fields.into_hash())
+}

@@ -1,0 +1,54 @@
+//! The Ruby-facing layer: each file turns one reading or type of the core into Ruby
+//! values and exceptions. The methods live on BloatProbe::Native and return plain hashes;
+//! lib/bloat_probe.rb wraps them in value objects.
+
+mod allocator;
+mod arena_stats;
+mod args;
+mod churn;
+mod errors;
+mod mallinfo;
+mod malloc_stats;
+mod memory;
+mod retained;
+mod trim;
+
+use magnus::{function, prelude::*, Error, IntoValue, RHash, Ruby};
+
+/// A Hash with Symbol keys, filled one field at a time.
+pub struct Fields<'a> {
+    ruby: &'a Ruby,
+    hash: RHash,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(ruby: &'a Ruby) -> Self {
+        Fields { ruby, hash: ruby.hash_new() }
+    }
+
+    pub fn set(&self, key: &str, value: impl IntoValue) -> Result<(), Error> {
+        self.hash.aset(self.ruby.to_symbol(key), value)
+    }
+
+    pub fn into_hash(self) -> RHash {
+        self.hash
+    }
+}
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.define_module("BloatProbe")?;
+    let native = module.define_module("Native")?;
+    native.define_singleton_method("mallinfo", function!(mallinfo::mallinfo, 0))?;
+    native.define_singleton_method("arena_stats", function!(arena_stats::arena_stats, 0))?;
+    native.define_singleton_method("malloc_stats", function!(malloc_stats::malloc_stats, 0))?;
+    native.define_singleton_method("memory", function!(memory::memory, 1))?;
+    native.define_singleton_method("allocator", function!(allocator::allocator, 0))?;
+    native.define_singleton_method("jemalloc_stats", function!(allocator::jemalloc_stats, 0))?;
+    native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;
+    native.define_singleton_method("trim", function!(trim::trim, 1))?;
+    native.define_singleton_method("churn", function!(churn::churn, -1))?;
+    native.define_singleton_method("retain_limit", function!(churn::retain_limit, 0))?;
+    native.define_singleton_method("retain_limit=", function!(churn::set_retain_limit, 1))?;
+    native.define_singleton_method("retained_bytes", function!(churn::retained_bytes, 0))?;
+    retained::define(ruby, module)
+}

@@ -1,0 +1,30 @@
+//! BloatProbe.trim: malloc_trim, with RSS before and after.
+
+use super::allocator::require_glibc;
+use super::args::integer;
+use super::errors::io_error;
+use super::Fields;
+use crate::nogvl::without_gvl;
+use crate::{glibc, procfs};
+use magnus::{Error, RHash, Ruby, Value};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+pub fn trim(ruby: &Ruby, pad: Value) -> Result<RHash, Error> {
+    require_glibc(ruby, "trim")?;
+    let pad = integer(ruby, "pad", pad, 0, isize::MAX as u64)? as usize;
+    let rss = || procfs::memory().map(|m| m.rss).map_err(|e| io_error(ruby, "reading /proc/self/statm", e));
+    let before = rss()?;
+    let started = Instant::now();
+    // Trimming gigabytes takes a while; other Ruby threads need not wait. It cannot be
+    // cut short, so the cancel flag is not consulted.
+    let released = without_gvl(&AtomicBool::new(false), || glibc::trim(pad)).unwrap_or(false);
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = rss()?;
+    let fields = Fields::new(ruby);
+    fields.set("released", released)?;
+    fields.set("rss_before", before)?;
+    fields.set("rss_after", after)?;
+    fields.set("elapsed", elapsed)?;
+    Ok(fields.into_hash())
+}

@@ -1,0 +1,85 @@
+# frozen_string_literal: true
+
+# bloat_probe: see what glibc malloc's arenas do inside a Ruby process, and make them
+# do it on purpose. Every size is in bytes.
+module BloatProbe
+  class Error < StandardError; end
+  # A glibc-only reading was asked for while another allocator serves the process.
+  class NotGlibcError < Error; end
+  # jemalloc_stats was asked for, but jemalloc is not preloaded.
+  class NotJemallocError < Error; end
+  # A churn call was stopped by an interrupt that Ruby then chose not to raise.
+  class Interrupted < Error; end
+  # Churn would hold more than BloatProbe.retain_limit bytes.
+  class RetainLimitError < RangeError; end
+end
+
+require_relative "bloat_probe/version"
+require_relative "bloat_probe/bloat_probe"
+require_relative "bloat_probe/readings"
+
+module BloatProbe
+  class << self
+    # Every field of glibc's mallinfo2(), summed over all arenas.
+    def mallinfo
+      Mallinfo.new(**Native.mallinfo)
+    end
+
+    # malloc_info parsed: one Arena per glibc arena and the process totals. Under
+    # jemalloc, tcmalloc or mimalloc it says so (#glibc? is false) instead.
+    def arena_stats
+      ArenaStats.from_native(Native.arena_stats)
+    end
+
+    # What glibc's malloc_stats() prints, as text and parsed; fd 2 is not touched.
+    def malloc_stats
+      MallocStats.from_native(Native.malloc_stats)
+    end
+
+    # RSS and anonymous memory from /proc/self/statm: cheap enough for every request.
+    # detail: true adds swap and the count of 64 MiB arena heap mappings (reads
+    # /proc/self/status and /proc/self/maps, tens of microseconds).
+    def memory(detail: false)
+      Memory.new(**{swap: nil, heap_mappings: nil}.merge(Native.memory(detail)))
+    end
+
+    # The malloc serving this process, detected at run time.
+    def allocator
+      Allocator.new(**Native.allocator)
+    end
+
+    # Statistics of a preloaded jemalloc (LD_PRELOAD=libjemalloc.so.2).
+    def jemalloc_stats
+      JemallocStats.new(**Native.jemalloc_stats)
+    end
+
+    # Statistics of the jemalloc bundled in this gem, which churn(allocator: :jemalloc) uses.
+    def bundled_jemalloc_stats
+      JemallocStats.new(**Native.bundled_jemalloc_stats)
+    end
+
+    # malloc_trim(pad): hands free pages of every arena back to the system.
+    def trim(pad = 0)
+      TrimResult.new(**Native.trim(pad))
+    end
+
+    # Allocates in native code with the GVL released. See README for the options.
+    def churn(**options)
+      ChurnResult.new(**Native.churn(**options))
+    end
+
+    # The most bytes churn may hold at once, process-wide (default 2 GiB).
+    def retain_limit
+      Native.retain_limit
+    end
+
+    def retain_limit=(bytes)
+      Native.retain_limit = bytes
+    end
+
+    # Bytes that live Retained objects hold now.
+    def retained_bytes
+      Native.retained_bytes
+    end
+  end
+end

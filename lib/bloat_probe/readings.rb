@@ -1,0 +1,149 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # Human formatting, used only where a person reads the figures (inspect, tables).
+  module Format
+    UNITS = %w[B KiB MiB GiB TiB].freeze
+
+    def self.bytes(count)
+      return "-" if count.nil?
+
+      value = count.to_f
+      unit = UNITS.index { |_| (value.abs < 1024).tap { |small| value /= 1024 unless small } } || UNITS.size - 1
+      scaled = count.to_f / (1024**unit)
+      unit.zero? ? "#{count} B" : format("%.#{scaled < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
+    end
+  end
+
+  # A reading: a frozen keyword Struct whose inspect shows sizes readably. Byte fields
+  # stay Integers; only inspect formats them.
+  module Reading
+    def self.define(*fields, bytes: [], &body)
+      Struct.new(*fields, keyword_init: true) do
+        include Reading
+        const_set(:BYTE_FIELDS, bytes.freeze)
+        class_eval(&body) if body
+      end
+    end
+
+    def initialize(**)
+      super
+      freeze
+    end
+
+    def inspect
+      "#<#{self.class.name} #{inspect_fields.join(", ")}>"
+    end
+    alias_method :to_s, :inspect
+
+    def pretty_print(printer)
+      printer.text(inspect)
+    end
+
+    private
+
+    def inspect_fields
+      to_h.map do |name, value|
+        shown = self.class::BYTE_FIELDS.include?(name) ? Format.bytes(value) : value.inspect
+        "#{name}=#{shown}"
+      end
+    end
+  end
+
+  Mallinfo = Reading.define(
+    :arena, :ordblks, :smblks, :hblks, :hblkhd, :usmblks, :fsmblks, :uordblks, :fordblks, :keepcost,
+    bytes: %i[arena hblkhd usmblks fsmblks uordblks fordblks keepcost]
+  )
+
+  Memory = Reading.define(:rss, :anon, :file, :swap, :heap_mappings, bytes: %i[rss anon file swap])
+
+  Allocator = Reading.define(:name, :version) do
+    def glibc?
+      name == :glibc
+    end
+
+    def to_s
+      "#{name} #{version}"
+    end
+  end
+
+  JemallocStats = Reading.define(
+    :source, :version, :allocated, :active, :resident, :mapped, :retained, :narenas,
+    bytes: %i[allocated active resident mapped retained]
+  )
+
+  TrimResult = Reading.define(:released, :rss_before, :rss_after, :elapsed, bytes: %i[rss_before rss_after]) do
+    def released_bytes
+      rss_before - rss_after
+    end
+  end
+
+  Arena = Reading.define(
+    :index, :system, :system_max, :in_use, :free, :fast_count, :fast_bytes, :rest_count, :rest_bytes,
+    :aspace, :aspace_mprotect, :subheaps,
+    bytes: %i[system system_max in_use free fast_bytes rest_bytes aspace aspace_mprotect]
+  )
+
+  # The headline reading: glibc's arenas as malloc_info reports them.
+  ArenaStats = Reading.define(
+    :allocator, :allocator_version, :rss, :arena_count, :system, :in_use, :free, :mmap_count, :mmap_bytes,
+    :arenas, :jemalloc,
+    bytes: %i[rss system in_use free mmap_bytes]
+  ) do
+    def self.from_native(hash)
+      arenas = hash[:arenas]&.map { |arena| Arena.new(**arena) }
+      jemalloc = hash[:jemalloc] && JemallocStats.new(**hash[:jemalloc])
+      new(**members.to_h { |m| [m, nil] }, **hash, arenas: arenas, jemalloc: jemalloc)
+    end
+
+    # False under jemalloc, tcmalloc or mimalloc: then the arena fields are nil.
+    def glibc?
+      allocator == :glibc
+    end
+
+    def to_h
+      super.merge(arenas: arenas&.map(&:to_h), jemalloc: jemalloc&.to_h)
+    end
+
+    def inspect
+      head = "#<#{self.class.name} #{allocator} #{allocator_version}, rss=#{Format.bytes(rss)}"
+      unless glibc?
+        detail = jemalloc ? ", jemalloc allocated=#{Format.bytes(jemalloc.allocated)} resident=#{Format.bytes(jemalloc.resident)}" : ""
+        return "#{head}: glibc's arenas are not in use#{detail}>"
+      end
+      rows = arenas.map do |a|
+        format("  %5d %10s %10s %10s", a.index, Format.bytes(a.system), Format.bytes(a.in_use), Format.bytes(a.free))
+      end
+      ["#{head}, #{arena_count} arenas, system=#{Format.bytes(system)}, in_use=#{Format.bytes(in_use)}, " \
+       "free=#{Format.bytes(free)}, mmap=#{mmap_count} chunks/#{Format.bytes(mmap_bytes)}",
+       format("  %5s %10s %10s %10s", "arena", "system", "in use", "free"), *rows].join("\n") + ">"
+    end
+  end
+
+  MallocStats = Reading.define(:text, :arenas, :system, :in_use, :max_mmap_regions, :max_mmap_bytes,
+                               bytes: %i[system in_use max_mmap_bytes]) do
+    def self.from_native(hash)
+      new(**hash, arenas: hash[:arenas].map { |arena| self::Arena.new(**arena) })
+    end
+
+    def to_h
+      super.merge(arenas: arenas.map(&:to_h))
+    end
+
+    private
+
+    def inspect_fields
+      ["#{arenas.size} arenas", *super.reject { |f| f.start_with?("text=", "arenas=") }]
+    end
+  end
+
+  MallocStats::Arena = Reading.define(:index, :system, :in_use, bytes: %i[system in_use])
+
+  ChurnResult = Reading.define(:allocations, :bytes, :retained_count, :retained_bytes, :elapsed, :threads,
+                               :allocator, :retained, bytes: %i[bytes retained_bytes]) do
+    # Frees the retained blocks now rather than at the next GC.
+    def release
+      retained.release
+    end
+  end
+end

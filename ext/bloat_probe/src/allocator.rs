@@ -68,7 +68,9 @@ pub fn detect() -> Allocator {
             let tc_version: TcVersion = mem::transmute(address);
             tc_version(ptr::null_mut(), ptr::null_mut(), ptr::null_mut())
         };
-        return Allocator { kind: Kind::Tcmalloc, version: c_text(text) };
+        // It reads "gperftools 2.10"; keep the number alone, as for the others.
+        let version = c_text(text).trim_start_matches("gperftools ").to_owned();
+        return Allocator { kind: Kind::Tcmalloc, version };
     }
     if let Some(address) = symbol(c"mi_version") {
         // SAFETY: mi_version takes nothing and returns e.g. 209 for 2.0.9 (mimalloc.h).

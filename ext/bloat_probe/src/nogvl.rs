@@ -6,9 +6,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A panic caught at the boundary, with its message; it must never unwind into Ruby.
-#[derive(Debug)]
-pub struct Panicked(pub String);
+use crate::ruby_api::errors::{check_interrupts, probe_error};
+use magnus::{Error, Ruby};
 
 struct Call<F, R> {
     work: Option<F>,
@@ -30,39 +29,42 @@ unsafe extern "C" fn request_cancel(flag: *mut c_void) {
 }
 
 /// Calls `work` without the GVL. When Ruby wants the thread back it sets `cancel`; the
-/// work must poll it and return soon. Afterwards the caller should let Ruby run the
-/// pending interrupt (see `ruby_api::errors::check_interrupts`).
-pub fn without_gvl<F, R>(cancel: &AtomicBool, work: F) -> Result<R, Panicked>
+/// work must poll it and return soon, after which the caller lets Ruby act on the
+/// interrupt with `check_interrupts`. A panic in `work` becomes a BloatProbe::Error.
+pub fn without_gvl<F, R>(ruby: &Ruby, cancel: &AtomicBool, work: F) -> Result<R, Error>
 where
     F: FnOnce() -> R,
 {
     let mut call = Call { work: Some(work), result: None };
-    // The "2" variant returns instead of raising a pending interrupt: a raise here would
-    // longjmp over these Rust frames and skip their destructors.
-    // SAFETY: both pointers stay valid until the call returns; the work touches no Ruby
-    // object, and the unblocking function only stores to an atomic.
-    unsafe {
-        rb_sys::rb_thread_call_without_gvl2(
-            Some(trampoline::<F, R>),
-            ptr::addr_of_mut!(call).cast(),
-            Some(request_cancel),
-            (cancel as *const AtomicBool).cast_mut().cast(),
-        );
-    }
-    match call.result {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(payload)) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Panicked(message))
+    loop {
+        // The "2" variant returns instead of raising a pending interrupt: a raise here
+        // would longjmp over these Rust frames and skip their destructors.
+        // SAFETY: both pointers stay valid until the call returns; the work touches no
+        // Ruby object, and the unblocking function only stores to an atomic.
+        unsafe {
+            rb_sys::rb_thread_call_without_gvl2(
+                Some(trampoline::<F, R>),
+                ptr::addr_of_mut!(call).cast(),
+                Some(request_cancel),
+                (cancel as *const AtomicBool).cast_mut().cast(),
+            );
         }
-        // Ruby skips the call when an interrupt is already pending.
-        None => {
-            cancel.store(true, Ordering::Relaxed);
-            Err(Panicked("the call did not run: an interrupt was already pending".into()))
+        match call.result.take() {
+            Some(Ok(value)) => return Ok(value),
+            Some(Err(payload)) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                return Err(probe_error(ruby, "Error", format!("native code panicked: {message}")));
+            }
+            // Ruby skips the call while any interrupt is pending, a thread-switch timer
+            // tick included: serve it (raising if it is a real one), then try again.
+            None => {
+                cancel.store(false, Ordering::Relaxed);
+                check_interrupts()?;
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use super::args::{choice, integer, number};
 use super::errors::{check_interrupts, probe_error, range_error};
 use super::retained::Retained;
 use super::Fields;
-use crate::nogvl::{without_gvl, Panicked};
+use crate::nogvl::without_gvl;
 use crate::workload::{self, ChurnError, ChurnSpec, Distribution, Source};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::{Error, RHash, Ruby, Value};
@@ -73,18 +73,14 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
 pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let spec = spec_from(ruby, args)?;
     let cancel = AtomicBool::new(false);
-    let outcome = match without_gvl(&cancel, || workload::run(&spec, &cancel)) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e @ ChurnError::Cancelled { .. })) => {
+    let outcome = match without_gvl(ruby, &cancel, || workload::run(&spec, &cancel))? {
+        Ok(outcome) => outcome,
+        Err(e @ ChurnError::Cancelled { .. }) => {
             check_interrupts()?;
             return Err(probe_error(ruby, "Interrupted", e.to_string()));
         }
-        Ok(Err(e @ ChurnError::LimitExceeded { .. })) => return Err(probe_error(ruby, "RetainLimitError", e.to_string())),
-        Ok(Err(e)) => return Err(probe_error(ruby, "Error", e.to_string())),
-        Err(Panicked(message)) => {
-            check_interrupts()?;
-            return Err(probe_error(ruby, "Error", format!("churn failed: {message}")));
-        }
+        Err(e @ ChurnError::LimitExceeded { .. }) => return Err(probe_error(ruby, "RetainLimitError", e.to_string())),
+        Err(e) => return Err(probe_error(ruby, "Error", e.to_string())),
     };
     let fields = Fields::new(ruby);
     fields.set("allocations", outcome.allocations)?;

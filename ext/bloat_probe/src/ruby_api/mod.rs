@@ -6,7 +6,7 @@ mod allocator;
 mod arena_stats;
 mod args;
 mod churn;
-mod errors;
+pub mod errors;
 mod mallinfo;
 mod malloc_stats;
 mod memory;

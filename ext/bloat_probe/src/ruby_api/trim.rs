@@ -18,7 +18,7 @@ pub fn trim(ruby: &Ruby, pad: Value) -> Result<RHash, Error> {
     let started = Instant::now();
     // Trimming gigabytes takes a while; other Ruby threads need not wait. It cannot be
     // cut short, so the cancel flag is not consulted.
-    let released = without_gvl(&AtomicBool::new(false), || glibc::trim(pad)).unwrap_or(false);
+    let released = without_gvl(ruby, &AtomicBool::new(false), || glibc::trim(pad))?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = rss()?;
     let fields = Fields::new(ruby);

@@ -1,0 +1,160 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+class ChurnTest < Minitest::Test
+  include ChildProcess
+
+  def test_result_reports_what_was_done
+    result = BloatProbe.churn(count: 1000, min_size: 100, max_size: 200, retain: 0.5, seed: 7)
+    assert_equal 1000, result.allocations
+    assert_operator result.bytes, :>=, 100 * 1000
+    assert_equal result.retained_count, result.retained.count
+    assert_operator result.retained_count, :>, 400
+    assert_equal :system, result.allocator
+    same = BloatProbe.churn(count: 1000, min_size: 100, max_size: 200, retain: 0.5, seed: 7)
+    assert_equal [result.bytes, result.retained_bytes], [same.bytes, same.retained_bytes]
+    [result, same].each(&:release)
+  end
+
+  def test_native_threads_and_the_bundled_jemalloc
+    result = BloatProbe.churn(count: 1000, threads: 4, retain: 1.0, allocator: :jemalloc)
+    assert_equal 4000, result.allocations
+    assert_equal 4, result.threads
+    assert_operator BloatProbe.bundled_jemalloc_stats.allocated, :>=, result.retained_bytes
+    result.release
+  end
+
+  BAD_INPUT = [
+    [{ count: "10" }, TypeError, /count must be an Integer, got "10" \(String\)/],
+    [{ count: 0 }, RangeError, /count must be in 1\.\.1000000000, got 0/],
+    [{ count: -5 }, RangeError, /count must be in 1\.\.1000000000, got -5/],
+    [{ count: 2**70 }, RangeError, /count must be in 1\.\.1000000000, got 1180591620717411303424/],
+    [{ min_size: 0 }, RangeError, /min_size must be in 1\.\.67108864, got 0/],
+    [{ min_size: 500, max_size: 100 }, RangeError, /max_size must be in 500\.\.67108864, got 100/],
+    [{ max_size: 1 << 40 }, RangeError, /max_size must be in 1\.\.67108864/],
+    [{ retain: 1.5 }, RangeError, /retain must be in 0\.0\.\.1\.0, got 1\.5/],
+    [{ retain: -0.1 }, RangeError, /retain must be in 0\.0\.\.1\.0, got -0\.1/],
+    [{ retain: Float::NAN }, RangeError, /retain must be in 0\.0\.\.1\.0, got NaN/],
+    [{ retain: "half" }, TypeError, /retain must be a Float or an Integer/],
+    [{ threads: 0 }, RangeError, /threads must be in 1\.\.64, got 0/],
+    [{ threads: 65 }, RangeError, /threads must be in 1\.\.64, got 65/],
+    [{ threads: 2.5 }, TypeError, /threads must be an Integer, got 2\.5 \(Float\)/],
+    [{ window: -1 }, RangeError, /window must be in 0\.\.1048576, got -1/],
+    [{ seed: -1 }, RangeError, /seed must be in 0\.\.9223372036854775807, got -1/],
+    [{ distribution: :normal }, ArgumentError, /distribution must be one of :log_uniform, :uniform, got :normal/],
+    [{ distribution: "uniform" }, TypeError, /distribution must be a Symbol/],
+    [{ allocator: :tcmalloc }, ArgumentError, /allocator must be one of :system, :jemalloc, got :tcmalloc/],
+    [{ colour: :red }, ArgumentError, /unknown keyword: :colour/],
+    [{ threads: 64, window: 1 << 20, max_size: 1 << 20 }, RangeError, /over the retain limit/]
+  ].freeze
+
+  def test_bad_input_raises_a_clear_error
+    BAD_INPUT.each do |options, error, message|
+      raised = assert_raises(error, options.inspect) { BloatProbe.churn(**options) }
+      assert_match message, raised.message, options.inspect
+    end
+    assert_raises(TypeError) { BloatProbe.trim("0") }
+    assert_raises(RangeError) { BloatProbe.trim(-1) }
+    assert_raises(TypeError) { BloatProbe.retain_limit = "1G" }
+    assert_raises(RangeError) { BloatProbe.retain_limit = 0 }
+  end
+
+  def test_the_retain_limit_stops_churn_and_frees_what_it_took
+    result = run_child(<<~RUBY)
+      BloatProbe.retain_limit = 32 << 20
+      error = begin
+        BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0)
+        nil
+      rescue BloatProbe::RetainLimitError => e
+        e
+      end
+      puts JSON.dump(error: error&.message, range_error: error.is_a?(RangeError), held: BloatProbe.retained_bytes)
+    RUBY
+    assert_match(/pass the retain limit of 33554432 bytes/, result[:error])
+    assert result[:range_error]
+    assert_equal 0, result[:held]
+  end
+
+  def test_thread_kill_interrupts_a_long_churn_within_a_second
+    worker = Thread.new { BloatProbe.churn(count: 1_000_000_000, retain: 0.0) }
+    sleep 0.3
+    assert worker.alive?
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    worker.kill
+    joined = worker.join(5)
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    refute_nil joined, "the churn thread did not stop"
+    assert_operator elapsed, :<, 1.0
+    assert_equal 0, BloatProbe.retained_bytes
+  end
+
+  def test_thread_raise_reaches_the_churning_thread
+    worker = Thread.new do
+      BloatProbe.churn(count: 1_000_000_000, threads: 2)
+    rescue RuntimeError => e
+      e.message
+    end
+    sleep 0.3
+    worker.raise(RuntimeError, "stop now")
+    assert_equal "stop now", worker.join(5)&.value
+  end
+
+  def test_ctrl_c_interrupts_churn_on_the_main_thread
+    reader, writer = IO.pipe
+    pid = spawn(RbConfig.ruby, "-I", LIB, "-rbloat_probe", "-e",
+                "$stdout.sync = true; puts :go; BloatProbe.churn(count: 1_000_000_000)",
+                out: writer, err: File::NULL)
+    writer.close
+    assert_equal "go", reader.gets&.chomp
+    sleep 0.3
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    Process.kill("INT", pid)
+    _, status = Process.wait2(pid)
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    assert status.signaled? || !status.success?, "the child should die of the Interrupt"
+    assert_operator elapsed, :<, 1.0
+  ensure
+    reader&.close
+  end
+
+  def test_eight_ruby_threads_make_eight_arenas_unless_capped
+    script = <<~RUBY
+      ready = Queue.new
+      hold = Queue.new
+      threads = 8.times.map { |i| Thread.new { BloatProbe.churn(count: 2000, seed: i); ready << 1; hold.pop } }
+      8.times { ready.pop }
+      puts JSON.dump(arenas: BloatProbe.arena_stats.arena_count, heaps: BloatProbe.memory(detail: true).heap_mappings)
+      8.times { hold << 1 }
+      threads.each(&:join)
+    RUBY
+    default = run_child(script, { "MALLOC_ARENA_MAX" => nil })
+    capped = run_child(script, { "MALLOC_ARENA_MAX" => "2" })
+    assert_operator default[:arenas], :>=, 8
+    assert_operator default[:heaps], :>=, 1
+    assert_operator capped[:arenas], :<=, 2
+  end
+
+  def test_readings_while_25_threads_churn
+    result = run_child(<<~RUBY, {}, timeout: 60)
+      stop = false
+      workers = 25.times.map do |i|
+        Thread.new { BloatProbe.churn(count: 2000, seed: i, retain: 0.1).release until stop }
+      end
+      readings = 0
+      max_arenas = 0
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 3
+      while Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+        max_arenas = [max_arenas, BloatProbe.arena_stats.arena_count].max
+        BloatProbe.malloc_stats
+        BloatProbe.mallinfo
+        readings += 1
+      end
+      stop = true
+      workers.each(&:join)
+      puts JSON.dump(readings: readings, max_arenas: max_arenas)
+    RUBY
+    assert_operator result[:readings], :>, 10
+    assert_operator result[:max_arenas], :>, 1
+  end
+end

@@ -1,0 +1,112 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+class ReadingsTest < Minitest::Test
+  include ChildProcess
+
+  def test_retaining_64_mib_raises_uordblks_and_release_lowers_it
+    before = BloatProbe.mallinfo.uordblks
+    result = BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, window: 0)
+    during = BloatProbe.mallinfo.uordblks
+    assert_equal 64 * MiB, result.retained_bytes
+    assert_operator during - before, :>=, 64 * MiB
+    assert_equal 64 * MiB, result.release
+    after = BloatProbe.mallinfo.uordblks
+    assert_operator during - after, :>=, 64 * MiB
+    assert_equal 0, result.release, "a second release frees nothing"
+  end
+
+  def test_arena_stats_adds_up
+    stats = BloatProbe.arena_stats
+    assert stats.glibc?
+    assert_equal stats.arenas.size, stats.arena_count
+    assert_equal stats.arenas.sum(&:system), stats.system
+    stats.arenas.each { |arena| assert_equal arena.system, arena.in_use + arena.free }
+    assert_operator stats.rss, :>, 0
+    assert_match(/arena +system +in use +free/, stats.inspect)
+  end
+
+  def test_readings_are_frozen_values_with_to_h
+    memory = BloatProbe.memory
+    assert memory.frozen?
+    assert_equal %i[rss anon file swap heap_mappings], memory.to_h.keys
+    assert_operator memory.rss, :>, memory.anon
+    assert_nil memory.swap
+    detailed = BloatProbe.memory(detail: true)
+    assert_kind_of Integer, detailed.swap
+    assert_kind_of Integer, detailed.heap_mappings
+    assert_kind_of Hash, BloatProbe.arena_stats.to_h[:arenas].first
+  end
+
+  def test_allocator_is_glibc_with_its_version
+    allocator = BloatProbe.allocator
+    assert_equal :glibc, allocator.name
+    assert_match(/\A2\.\d+/, allocator.version)
+    assert_raises(BloatProbe::NotJemallocError) { BloatProbe.jemalloc_stats }
+  end
+
+  def test_malloc_stats_counts_the_same_arenas_as_arena_stats
+    counts = run_child(<<~RUBY)
+      ready = Queue.new
+      hold = Queue.new
+      threads = 4.times.map { Thread.new { BloatProbe.churn(count: 500); ready << 1; hold.pop } }
+      4.times { ready.pop }
+      stats = BloatProbe.malloc_stats
+      puts JSON.dump(malloc_stats: stats.arenas.size, arena_stats: BloatProbe.arena_stats.arena_count, text: stats.text)
+      4.times { hold << 1 }
+      threads.each(&:join)
+    RUBY
+    assert_operator counts[:arena_stats], :>=, 5
+    assert_equal counts[:arena_stats], counts[:malloc_stats]
+    assert_match(/Arena 0:\nsystem bytes +=/, counts[:text])
+  end
+
+  def test_trim_returns_the_holes_of_a_released_fragmented_set
+    result = run_child(<<~RUBY)
+      # Interleave a set to release with a sparse set that stays, so the freed space
+      # lies between live chunks and free() alone cannot give it back.
+      transient = BloatProbe.churn(count: 40_000, min_size: 1024, max_size: 16 << 10, retain: 0.9, seed: 1)
+      pinned = BloatProbe.churn(count: 2_000, min_size: 64, max_size: 512, retain: 1.0, seed: 2)
+      BloatProbe.churn(count: 40_000, min_size: 1024, max_size: 16 << 10, retain: 0.0, window: 0, seed: 3)
+      transient.release
+      released_rss = BloatProbe.memory.rss
+      trim = BloatProbe.trim
+      puts JSON.dump(released_rss: released_rss, before: trim.rss_before, after: trim.rss_after,
+                     released: trim.released, pinned: pinned.retained_bytes)
+    RUBY
+    assert result[:released]
+    assert_operator result[:before] - result[:after], :>=, 100 * MiB, result.inspect
+  end
+
+  def test_jemalloc_preloaded_is_detected_and_read
+    path = library_path("libjemalloc.so.2")
+    skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
+    result = run_child(<<~RUBY, { "LD_PRELOAD" => path })
+      kept = BloatProbe.churn(count: 1000, retain: 1.0)
+      stats = BloatProbe.jemalloc_stats
+      not_glibc = begin; BloatProbe.mallinfo; nil; rescue BloatProbe::NotGlibcError => e; e.message; end
+      arenas = BloatProbe.arena_stats
+      puts JSON.dump(allocator: BloatProbe.allocator.name, allocated: stats.allocated, kept: kept.retained_bytes,
+                     not_glibc: not_glibc, glibc: arenas.glibc?, arena_count: arenas.arena_count,
+                     inspect: arenas.inspect)
+    RUBY
+    assert_equal "jemalloc", result[:allocator]
+    assert_operator result[:allocated], :>=, result[:kept]
+    assert_match(/allocates with jemalloc/, result[:not_glibc])
+    refute result[:glibc]
+    assert_nil result[:arena_count]
+    assert_match(/glibc's arenas are not in use/, result[:inspect])
+  end
+
+  def test_tcmalloc_and_mimalloc_are_detected
+    { "libtcmalloc_minimal.so.4" => "tcmalloc", "libmimalloc.so.2" => "mimalloc" }.each do |library, name|
+      path = library_path(library)
+      next skip("#{library} is not installed (bin/setup installs it)") unless path
+
+      result = run_child("puts JSON.dump(allocator: BloatProbe.allocator.to_h)", { "LD_PRELOAD" => path })
+      assert_equal name, result[:allocator][:name]
+      assert_match(/\A\d+\.\d+/, result[:allocator][:version])
+    end
+  end
+end

@@ -1,0 +1,25 @@
+# frozen_string_literal: true
+
+require "minitest/autorun"
+require "json"
+require "open3"
+require "rbconfig"
+require "bloat_probe"
+
+module ChildProcess
+  LIB = File.expand_path("../lib", __dir__)
+  MiB = 1 << 20
+
+  # Runs Ruby code in a fresh process with the given environment (MALLOC_ARENA_MAX,
+  # LD_PRELOAD act only at exec) and returns what it printed as JSON on its last line.
+  def run_child(code, env = {}, timeout: 60)
+    script = "require 'json'; require 'bloat_probe'\n#{code}"
+    out, err, status = Open3.capture3(env, "timeout", timeout.to_s, RbConfig.ruby, "-I", LIB, "-e", script)
+    assert status.success?, "child failed (#{status}):\n#{err}"
+    JSON.parse(out.lines.last, symbolize_names: true)
+  end
+
+  def library_path(name)
+    Dir["/usr/lib/#{RbConfig::CONFIG["host_cpu"]}-linux-gnu/#{name}", "/usr/lib/*/#{name}"].first
+  end
+end

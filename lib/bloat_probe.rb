@@ -15,7 +15,13 @@ module BloatProbe
 end
 
 require_relative "bloat_probe/version"
-require_relative "bloat_probe/bloat_probe"
+begin
+  # `rake compile` builds it here, as magnus gems do.
+  require_relative "bloat_probe/bloat_probe"
+rescue LoadError
+  # RubyGems' cargo builder installs it at the root of the gem's extension directory.
+  require "bloat_probe.so"
+end
 require_relative "bloat_probe/readings"
 
 module BloatProbe

@@ -1,0 +1,33 @@
+# frozen_string_literal: true
+
+# The dashboard: what glibc's arenas hold in this process. Routed only when enabled
+# (config/routes.rb), and answering loopback clients only unless remote access is allowed.
+class BloatController < ApplicationController
+  before_action :require_local_client
+
+  def show
+    @stats = BloatProbe.arena_stats
+    @memory = BloatProbe.memory(detail: true)
+  end
+
+  def stats
+    render json: {
+      arena_stats: BloatProbe.arena_stats.to_h,
+      memory: BloatProbe.memory(detail: true).to_h,
+      gc: GC.stat.slice(:count, :minor_gc_count, :major_gc_count, :heap_live_slots, :heap_free_slots,
+                        :total_allocated_objects, :malloc_increase_bytes, :oldmalloc_increase_bytes)
+    }
+  end
+
+  private
+
+  def require_local_client
+    return if Rails.configuration.x.bloat_probe.allow_remote
+    # The peer address, not remote_ip: X-Forwarded-For is the client's to forge.
+    return if IPAddr.new(request.remote_addr).loopback?
+
+    head :forbidden
+  rescue IPAddr::InvalidAddressError
+    head :forbidden
+  end
+end

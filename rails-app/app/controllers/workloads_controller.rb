@@ -1,0 +1,38 @@
+# frozen_string_literal: true
+
+# Requests that allocate on purpose, to reproduce in seconds the bloat a real app shows
+# after hours. Routed only with BLOAT_PROBE_WORKLOAD=1.
+class WorkloadsController < ApplicationController
+  SIZES = 24..(32 << 10)
+  SIZE_RANGE = 1..(1 << 20)
+
+  rescue_from WorkloadParams::Invalid do |error|
+    render json: { error: error.message }, status: :unprocessable_entity
+  end
+
+  # GET /workload/strings?count=500&min_size=24&max_size=32768&keep=0.01&seed=1
+  def strings
+    render json: StringWorkload.new(
+      count: workload_params.integer(:count, default: 500, range: 1..20_000),
+      sizes: workload_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      keep: workload_params.fraction(:keep, default: 0.01),
+      seed: workload_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+    ).run
+  end
+
+  # GET /workload/churn?count=2000&min_size=24&max_size=32768&retain=0.01&seed=1
+  def churn
+    render json: NativeWorkload.new(
+      count: workload_params.integer(:count, default: 2_000, range: 1..100_000),
+      sizes: workload_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      retain: workload_params.fraction(:retain, default: 0.01),
+      seed: workload_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+    ).run
+  end
+
+  private
+
+  def workload_params
+    @workload_params ||= WorkloadParams.new(params)
+  end
+end

@@ -1,0 +1,12 @@
+# frozen_string_literal: true
+
+Rails.application.configure do
+  config.cache_classes = false
+  config.eager_load = false
+  config.consider_all_requests_local = true
+  config.cache_store = :memory_store
+  config.active_support.deprecation = :log
+  config.active_record.migration_error = :page_load
+  # The dashboard is for looking at: on by default here, and only here.
+  config.x.bloat_probe.dashboard = true
+end

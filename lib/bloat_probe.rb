@@ -23,6 +23,7 @@ rescue LoadError
   require "bloat_probe.so"
 end
 require_relative "bloat_probe/readings"
+require_relative "bloat_probe/trimmer"
 
 module BloatProbe
   class << self

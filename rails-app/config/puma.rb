@@ -9,4 +9,3 @@ workers 0
 # Loopback unless told otherwise (docker-compose binds 0.0.0.0 inside the container).
 bind "tcp://#{ENV.fetch("BIND", "127.0.0.1")}:#{ENV.fetch("PORT", 3000)}"
 environment ENV.fetch("RAILS_ENV", "development")
-pidfile ENV.fetch("PIDFILE", "tmp/pids/server.pid")

@@ -1,0 +1,214 @@
+# frozen_string_literal: true
+
+# rake bench: the same app under the same load, once per allocator configuration, side
+# by side in one run. Settings come from the environment (see README, "rake bench").
+
+require "fileutils"
+require "time"
+require_relative "allocator_bench/configuration"
+require_relative "allocator_bench/server"
+require_relative "allocator_bench/load"
+require_relative "allocator_bench/report"
+require_relative "allocator_bench/svg_chart"
+
+module AllocatorBench
+  Settings = Struct.new(:configs, :requests, :concurrency, :mix, :idle, :repeat, :threads, :sample_interval,
+                        :results_dir, keyword_init: true) do
+    def self.from_env(env = ENV)
+      new(
+        configs: Configuration.select(env["CONFIGS"]),
+        requests: positive(env, "REQUESTS", 4000),
+        concurrency: positive(env, "CONCURRENCY", 25),
+        mix: Mix.new(env.fetch("MIX", "posts:1,strings:4,churn:2")),
+        idle: positive(env, "IDLE", 12),
+        repeat: positive(env, "REPEAT", 1),
+        threads: positive(env, "THREADS", 25),
+        sample_interval: 0.2,
+        results_dir: File.expand_path(env.fetch("RESULTS_DIR", "bench/results"), Dir.pwd)
+      )
+    end
+
+    def self.positive(env, name, default)
+      raw = env[name]
+      return default if raw.nil? || raw.empty?
+
+      value = Integer(raw, exception: false)
+      raise ArgumentError, "#{name} must be a whole number >= 1, got #{raw.inspect}" unless value&.positive?
+
+      value
+    end
+
+    def to_h
+      super.merge(configs: configs.map(&:name), mix: mix.to_s)
+    end
+  end
+
+  # A one-line progress bar on stderr, redrawn in place when stderr is a terminal.
+  class Progress
+    def initialize(steps, io: $stderr)
+      @steps = steps
+      @done = 0
+      @io = io
+      @tty = io.tty?
+    end
+
+    def step(label)
+      @label = label
+      draw
+    end
+
+    def advance
+      @done += 1
+      draw
+    end
+
+    def finish
+      @io.puts if @tty
+    end
+
+    def draw
+      width = 30
+      filled = (width * @done / @steps.to_f).round
+      line = "[#{"#" * filled}#{"." * (width - filled)}] #{@done}/#{@steps} #{@label}"
+      @tty ? @io.print("\r\e[K#{line}") : @io.puts(line)
+    end
+  end
+
+  class Runner
+    PHASES = 3 # boot, load, idle tail
+
+    def initialize(settings)
+      @settings = settings
+      @progress = Progress.new(settings.configs.size * settings.repeat * PHASES)
+      @started = Time.now
+    end
+
+    def run
+      FileUtils.mkdir_p(@settings.results_dir)
+      runs = []
+      # Interleaved rounds (glibc, arena2, …, glibc, arena2, …), so that drift in the
+      # machine's load touches every configuration alike.
+      @settings.repeat.times do |round|
+        @settings.configs.each { |config| runs << run_one(config, round + 1) }
+      end
+      @progress.finish
+      runs
+    ensure
+      Server.stop_all
+    end
+
+    def stamp
+      @started.utc.strftime("%Y%m%d-%H%M%S")
+    end
+
+    private
+
+    def label(config, round, text)
+      @progress.step("#{config.name}#{@settings.repeat > 1 ? " (round #{round})" : ""}: #{text}")
+    end
+
+    def run_one(config, round)
+      run = { config: config.name, round: round }
+      if (why = config.missing)
+        PHASES.times { @progress.advance }
+        return run.merge(skipped: why)
+      end
+
+      log_path = File.join(@settings.results_dir, "#{stamp}-#{config.name}-#{round}.log")
+      server = Server.new(config, threads: @settings.threads, log_path: log_path)
+      boot_started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      label(config, round, "booting")
+      begin
+        server.start
+      rescue Server::BootError => e
+        PHASES.times { @progress.advance }
+        warn "\n#{config.name}: #{e.message}; the tail of #{log_path}:\n#{server.log_tail}"
+        return run.merge(failed: e.message)
+      end
+      @progress.advance
+      measure(server, config, round, run, boot_started)
+    ensure
+      server&.stop
+    end
+
+    def measure(server, config, round, run, boot_started)
+      sampler = Sampler.new(server, interval: @settings.sample_interval, started_at: boot_started).start
+      run[:rss_start] = server.rss
+      sampler.phase = "load"
+      load = Load.new(requests: @settings.requests, concurrency: @settings.concurrency, mix: @settings.mix,
+                      max_seconds: 600).run(server.port) do |answered|
+        label(config, round, "load, #{answered}/#{@settings.requests} requests")
+      end
+      run[:rss_end_of_load] = server.rss
+      @progress.advance
+      sampler.phase = "idle"
+      idle_tail(config, round)
+      run[:rss_after_idle] = server.rss
+      @progress.advance
+      stats = server.stats
+      sampler.stop
+      run.merge(load_figures(load), arena_figures(stats), rss_peak: sampler.peak, samples: sampler.samples)
+    end
+
+    def idle_tail(config, round)
+      @settings.idle.downto(1) do |left|
+        label(config, round, "idle tail, #{left} s left")
+        sleep 1
+      end
+    end
+
+    def load_figures(load)
+      { rps: load[:rps], p50_ms: load[:p50_us] / 1000.0, p99_ms: load[:p99_us] / 1000.0, requests: load[:requests],
+        errors: load[:errors] }
+    end
+
+    def arena_figures(stats)
+      arenas = stats["arena_stats"]
+      return { allocator: arenas["allocator"] } unless arenas["allocator"] == "glibc"
+
+      { allocator: "glibc", arena_count: arenas["arena_count"], in_use: arenas["in_use"], free: arenas["free"],
+        rss_per_in_use: arenas["rss"].to_f / arenas["in_use"] }
+    end
+  end
+
+  def self.main
+    settings = Settings.from_env
+    host = "#{Etc.nprocessors} cores, #{RUBY_DESCRIPTION.split(" (").first}"
+    warn "rake bench: #{settings.configs.map(&:name).join(", ")}; #{settings.requests} requests × " \
+         "#{settings.concurrency} clients, mix #{settings.mix}, idle tail #{settings.idle} s, repeat #{settings.repeat}"
+    runner = Runner.new(settings)
+    runs = runner.run
+    report = Report.new(runs, settings.to_h.merge(host: host, date: Time.now.utc.iso8601))
+    base = File.join(settings.results_dir, "bench-#{runner.stamp}")
+    report.write_json("#{base}.json")
+    title = "RSS of one Puma process, #{settings.threads} threads (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
+    File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
+    puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
+    terminal_plot(runs)
+    puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"
+  rescue ArgumentError => e
+    abort "rake bench: #{e.message}"
+  rescue Interrupt
+    Server.stop_all
+    abort "\nrake bench: interrupted; every server it started is stopped"
+  end
+
+  def self.terminal_plot(runs)
+    return unless $stdout.tty?
+
+    require "unicode_plot"
+    series = runs.select { |run| run[:samples]&.any? && run[:round] == 1 }
+    return if series.empty?
+
+    first, *rest = series
+    plot = UnicodePlot.lineplot(first[:samples].map { |s| s[:t] }, first[:samples].map { |s| s[:rss] / 1e6 },
+                                name: first[:config], title: "RSS (MB) over seconds", width: 60, height: 15)
+    rest.each { |run| UnicodePlot.lineplot!(plot, run[:samples].map { |s| s[:t] }, run[:samples].map { |s| s[:rss] / 1e6 }, name: run[:config]) }
+    plot.render($stdout)
+  rescue LoadError
+    nil
+  end
+end
+
+require "etc"
+AllocatorBench.main if $PROGRAM_NAME == __FILE__

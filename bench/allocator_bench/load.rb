@@ -1,0 +1,124 @@
+# frozen_string_literal: true
+
+require "json"
+require "open3"
+
+module AllocatorBench
+  # The request mix: which routes, in what proportion. MIX="posts:1,strings:2,churn:2".
+  class Mix
+    ROUTES = {
+      "posts" => ->(i) { "/posts?page=#{i % 20 + 1}" },
+      "strings" => ->(i) { "/workload/strings?count=500&seed=#{i}" },
+      "churn" => ->(i) { "/workload/churn?count=2000&seed=#{i}" }
+    }.freeze
+
+    attr_reader :weights
+
+    def initialize(spec)
+      @weights = spec.split(",").to_h do |part|
+        name, weight = part.strip.split(":", 2)
+        raise ArgumentError, "unknown route #{name.inspect} in MIX; known: #{ROUTES.keys.join(", ")}" unless ROUTES.key?(name)
+
+        count = Integer(weight || "1", exception: false)
+        raise ArgumentError, "MIX weight for #{name} must be a whole number >= 1, got #{weight.inspect}" unless count&.positive?
+
+        [name, count]
+      end
+    end
+
+    # 20 rounds of the weighted routes, interleaved, for wrk to cycle through.
+    def paths
+      (0...20).flat_map { |round| @weights.flat_map { |name, weight| Array.new(weight) { |k| ROUTES[name].call(round * weight + k) } } }
+    end
+
+    def to_s
+      @weights.map { |name, weight| "#{name}:#{weight}" }.join(",")
+    end
+  end
+
+  # Drives wrk (keep-alive, CONCURRENCY connections) for a fixed number of requests.
+  class Load
+    SCRIPT = File.expand_path("../load.lua", __dir__)
+    WRK_THREADS = 2
+
+    def initialize(requests:, concurrency:, mix:, max_seconds:)
+      @requests = requests
+      @concurrency = concurrency
+      @mix = mix
+      @max_seconds = max_seconds
+    end
+
+    # Yields the count of answered requests as it grows.
+    def run(port)
+      env = { "BENCH_PATHS" => @mix.paths.join(" "), "BENCH_REQUESTS" => @requests.to_s,
+              "BENCH_THREADS" => WRK_THREADS.to_s }
+      command = ["wrk", "-t#{WRK_THREADS}", "-c#{@concurrency}", "-d#{@max_seconds}s", "--timeout", "30s",
+                 "-s", SCRIPT, "http://127.0.0.1:#{port}/"]
+      out = +""
+      status = Open3.popen2e(env, *command) do |_stdin, output, waiter|
+        answered = 0
+        finished_threads = 0
+        output.each_line do |line|
+          out << line
+          if line.start_with?("PROGRESS ")
+            answered += line.split[1].to_i
+            yield answered if block_given?
+          elsif line.start_with?("THREAD_DONE")
+            finished_threads += 1
+            Process.kill("INT", waiter.pid) if finished_threads == WRK_THREADS
+          end
+        end
+        waiter.value
+      end
+      line = out.lines.find { |l| l.start_with?("BENCH_RESULT ") }
+      raise "wrk failed (#{status}): #{out}" unless line
+
+      result = JSON.parse(line.delete_prefix("BENCH_RESULT "), symbolize_names: true)
+      errors = %i[errors_connect errors_read errors_write errors_status errors_timeout].sum { |k| result[k] }
+      result.merge(errors: errors, rps: result[:requests] / (result[:duration_us] / 1e6))
+    end
+  end
+
+  # Reads the server's RSS from /proc every `interval` seconds on a thread of its own.
+  class Sampler
+    attr_reader :samples
+
+    def initialize(server, interval:, started_at:)
+      @server = server
+      @interval = interval
+      @started_at = started_at
+      @samples = []
+      @phase = "boot"
+      @lock = Mutex.new
+    end
+
+    def phase=(name)
+      @lock.synchronize { @phase = name }
+    end
+
+    def start
+      @thread = Thread.new do
+        loop do
+          rss = @server.rss
+          @lock.synchronize { @samples << { t: (now - @started_at).round(3), rss: rss, phase: @phase } } if rss
+          sleep @interval
+        end
+      end
+      self
+    end
+
+    def stop
+      @thread&.kill&.join
+    end
+
+    def peak
+      @lock.synchronize { @samples.map { |s| s[:rss] }.max }
+    end
+
+    private
+
+    def now
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+  end
+end

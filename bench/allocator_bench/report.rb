@@ -1,0 +1,96 @@
+# frozen_string_literal: true
+
+require "json"
+
+module AllocatorBench
+  # The table a user reads to choose a remedy, and the JSON and SVG beside it.
+  class Report
+    MEMORY_COLUMNS = {
+      rss_start: "RSS start", rss_peak: "RSS peak", rss_end_of_load: "RSS end", rss_after_idle: "RSS idle"
+    }.freeze
+
+    def initialize(runs, settings)
+      @runs = runs
+      @settings = settings
+      @rows = runs.group_by { |run| run[:config] }.map { |name, group| summarise(name, group) }
+    end
+
+    attr_reader :rows
+
+    def table
+      headers = ["config", "req/s", "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use"]
+      body = @rows.map do |row|
+        next [row[:config], "skipped: #{row[:skipped]}"] if row[:skipped]
+        next [row[:config], "failed: #{row[:failed]}"] if row[:failed]
+
+        [row[:config], fmt(row, :rps, "%.0f"), fmt(row, :p50_ms, "%.0f"), fmt(row, :p99_ms, "%.0f"),
+         *MEMORY_COLUMNS.keys.map { |key| fmt(row, key, :mb) },
+         fmt(row, :arena_count, "%d"), fmt(row, :in_use, :mb), fmt(row, :free, :mb), fmt(row, :rss_per_in_use, "%.1f")]
+      end
+      render(headers, body) + "\n" + ratio_table
+    end
+
+    def ratio_table
+      base = @rows.find { |row| row[:config] == "glibc" && !row[:skipped] && !row[:failed] }
+      return "(no glibc row: no ratios)\n" unless base
+
+      headers = ["× glibc", *MEMORY_COLUMNS.values, "in use", "free", "req/s"]
+      body = @rows.reject { |row| row[:skipped] || row[:failed] }.map do |row|
+        [row[:config], *(MEMORY_COLUMNS.keys + %i[in_use free rps]).map { |key| ratio(row, base, key) }]
+      end
+      render(headers, body)
+    end
+
+    def to_h
+      { settings: @settings, rows: @rows, runs: @runs }
+    end
+
+    def write_json(path)
+      File.write(path, JSON.pretty_generate(to_h))
+    end
+
+    private
+
+    # One row per configuration: the median over REPEAT runs, with min and max.
+    def summarise(name, group)
+      done = group.reject { |run| run[:skipped] || run[:failed] }
+      return { config: name, skipped: group.first[:skipped] } if group.first[:skipped]
+      return { config: name, failed: group.find { |run| run[:failed] }[:failed] } if done.empty?
+
+      keys = %i[rps p50_ms p99_ms arena_count in_use free rss_per_in_use errors] + MEMORY_COLUMNS.keys
+      keys.each_with_object({ config: name, runs: done.size }) do |key, row|
+        values = done.map { |run| run[key] }.compact.sort
+        next if values.empty?
+
+        row[key] = median(values)
+        row[:"#{key}_range"] = [values.first, values.last] if values.size > 1
+      end
+    end
+
+    def median(sorted)
+      mid = sorted.size / 2
+      sorted.size.odd? ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2.0
+    end
+
+    def fmt(row, key, style)
+      value = row[key]
+      return "-" if value.nil?
+
+      one = ->(v) { style == :mb ? format("%.0f", v / 1e6) : format(style, v) }
+      range = row[:"#{key}_range"]
+      range ? "#{one.call(value)} (#{one.call(range[0])}–#{one.call(range[1])})" : one.call(value)
+    end
+
+    def ratio(row, base, key)
+      return "-" unless row[key] && base[key]&.positive?
+
+      format("%.2f", row[key].to_f / base[key])
+    end
+
+    def render(headers, body)
+      widths = headers.each_index.map { |i| ([headers[i]] + body.map { |r| r[i].to_s }).map(&:length).max }
+      line = ->(cells) { cells.each_with_index.map { |c, i| i.zero? ? c.to_s.ljust(widths[i]) : c.to_s.rjust(widths[i]) }.join("  ").rstrip }
+      [line.call(headers), widths.map { |w| "-" * w }.join("  "), *body.map { |r| r.size == 2 ? "#{r[0].ljust(widths[0])}  #{r[1]}" : line.call(r) }].join("\n") + "\n"
+    end
+  end
+end

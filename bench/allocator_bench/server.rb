@@ -1,0 +1,134 @@
+# frozen_string_literal: true
+
+require "net/http"
+require "socket"
+require "json"
+
+module AllocatorBench
+  # rails-app under Puma (production, one process) on a free loopback port.
+  class Server
+    APP_DIR = File.expand_path("../../rails-app", __dir__)
+    BOOT_TIMEOUT = 90
+
+    class BootError < StandardError; end
+
+    @running = []
+    class << self
+      attr_reader :running
+
+      # Stops every server still running; called on exit, error or Ctrl-C.
+      def stop_all
+        running.dup.each(&:stop)
+      end
+    end
+
+    attr_reader :pid, :port, :log_path
+
+    def initialize(config, threads:, log_path:)
+      @config = config
+      @threads = threads
+      @log_path = log_path
+    end
+
+    def start
+      @port = free_port
+      env = {
+        "RAILS_ENV" => "production", "PORT" => @port.to_s, "BIND" => "127.0.0.1",
+        "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
+        "RAILS_LOG_LEVEL" => "warn", "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
+        "BLOAT_PROBE_TRIM_INTERVAL" => nil
+      }.merge(@config.server_env)
+      # bundle exec replaces itself with puma, so this pid is the server's own.
+      @pid = Process.spawn(env, "bundle", "exec", "puma", "-C", "config/puma.rb",
+                           chdir: APP_DIR, out: @log_path, err: %i[child out], pgroup: true)
+      self.class.running << self
+      wait_until_healthy
+      self
+    end
+
+    def get(path)
+      Net::HTTP.start("127.0.0.1", @port, open_timeout: 2, read_timeout: 30) { |http| http.get(path) }
+    end
+
+    def stats
+      JSON.parse(get("/bloat/stats").body)
+    end
+
+    def rss
+      File.foreach("/proc/#{@pid}/status") { |line| return line.split[1].to_i * 1024 if line.start_with?("VmRSS:") }
+      nil
+    rescue Errno::ENOENT, Errno::ESRCH
+      nil
+    end
+
+    def stop
+      return unless @pid
+
+      signal_group("TERM")
+      deadline = monotonic + 10
+      sleep 0.1 while monotonic < deadline && alive?
+      signal_group("KILL") if alive?
+      reap
+      self.class.running.delete(self)
+      @pid = nil
+    end
+
+    def alive?
+      Process.waitpid(@pid, Process::WNOHANG).nil?
+    rescue Errno::ECHILD
+      false
+    end
+
+    def log_tail(lines = 20)
+      File.readlines(@log_path).last(lines).join
+    rescue Errno::ENOENT
+      ""
+    end
+
+    private
+
+    # Port 0 makes the kernel pick a port no other process listens on.
+    def free_port
+      server = TCPServer.new("127.0.0.1", 0)
+      server.addr[1]
+    ensure
+      server&.close
+    end
+
+    def wait_until_healthy
+      deadline = monotonic + BOOT_TIMEOUT
+      loop do
+        raise BootError, "the server exited while booting" unless alive?
+        return if healthy?
+        raise BootError, "no answer on port #{@port} within #{BOOT_TIMEOUT} s" if monotonic > deadline
+
+        sleep 0.25
+      end
+    rescue BootError
+      stop
+      raise
+    end
+
+    def healthy?
+      get("/bloat/stats").is_a?(Net::HTTPSuccess)
+    rescue SystemCallError, IOError, Net::OpenTimeout, Net::ReadTimeout
+      false
+    end
+
+    def signal_group(signal)
+      Process.kill(signal, -@pid)
+    rescue Errno::ESRCH, Errno::EPERM
+      nil
+    end
+
+    def reap
+      Process.wait(@pid)
+    rescue Errno::ECHILD
+      nil
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+  end
+end

@@ -1,0 +1,9 @@
+# frozen_string_literal: true
+
+# BLOAT_PROBE_TRIM_INTERVAL=1 trims glibc's arenas every second: the `trim` remedy of
+# `rake bench`. Only under glibc, where malloc_trim means something.
+if (interval = Rails.configuration.x.bloat_probe.trim_interval) && BloatProbe.allocator.glibc?
+  Rails.application.config.after_initialize do
+    BloatProbe::Trimmer.start(interval: interval) unless Rails.const_defined?(:Console)
+  end
+end

@@ -20,10 +20,14 @@ class WorkloadsController < ApplicationController
     ).run
   end
 
-  # GET /workload/churn?count=2000&min_size=24&max_size=32768&retain=0.01&seed=1
+  # GET /workload/churn?count=2000&min_size=24&max_size=32768&retain=0.01&window=2000&seed=1
+  # window: blocks alive at once; by default all of them, until the request ends, as a
+  # request's own objects are.
   def churn
+    count = workload_params.integer(:count, default: 2_000, range: 1..100_000)
     render json: NativeWorkload.new(
-      count: workload_params.integer(:count, default: 2_000, range: 1..100_000),
+      count: count,
+      window: workload_params.integer(:window, default: count, range: 0..100_000),
       sizes: workload_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
       retain: workload_params.fraction(:retain, default: 0.01),
       seed: workload_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))

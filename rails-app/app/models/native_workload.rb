@@ -8,8 +8,8 @@ class NativeWorkload
   KEPT = []
   KEPT_LOCK = Mutex.new
 
-  def initialize(count:, sizes:, retain:, seed:)
-    @options = { count: count, min_size: sizes.min, max_size: sizes.max, retain: retain, seed: seed }
+  def initialize(count:, sizes:, retain:, window:, seed:)
+    @options = { count: count, min_size: sizes.min, max_size: sizes.max, retain: retain, window: window, seed: seed }
   end
 
   def run

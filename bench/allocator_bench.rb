@@ -22,7 +22,7 @@ module AllocatorBench
         # Most requests are ordinary; one in 40 is heavy. Each Puma thread that serves a
         # heavy one leaves its arena at that high-water mark (see README).
         mix: Mix.new(env.fetch("MIX", "posts:10,strings:29,churn:1")),
-        idle: positive(env, "IDLE", 12),
+        idle: positive(env, "IDLE", 15),
         repeat: positive(env, "REPEAT", 1),
         threads: positive(env, "THREADS", 25),
         sample_interval: 0.2,
@@ -144,7 +144,7 @@ module AllocatorBench
       run[:rss_end_of_load] = server.rss
       @progress.advance
       sampler.phase = "idle"
-      idle_tail(config, round)
+      idle_tail(server, config, round)
       run[:rss_after_idle] = server.rss
       @progress.advance
       stats = server.stats
@@ -152,11 +152,21 @@ module AllocatorBench
       run.merge(load_figures(load), arena_figures(stats), rss_peak: sampler.peak, samples: sampler.samples)
     end
 
-    def idle_tail(config, round)
-      @settings.idle.downto(1) do |left|
-        label(config, round, "idle tail, #{left} s left")
-        sleep 1
+    # The load stops, but not all traffic: a trickle of ordinary page views (4 a second),
+    # as a server sees between busy spells. jemalloc without background threads purges
+    # an arena only when some thread allocates there, so a silent process would keep
+    # every page it has.
+    def idle_tail(server, config, round)
+      deadline = monotonic + @settings.idle
+      while (left = deadline - monotonic).positive?
+        label(config, round, "idle tail, #{left.ceil} s left")
+        server.get("/posts?page=#{rand(1..20)}")
+        sleep 0.25
       end
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
     def load_figures(load)

@@ -29,50 +29,50 @@ module BloatProbe
   class << self
     # Every field of glibc's mallinfo2(), summed over all arenas.
     def mallinfo
-      Mallinfo.new(**Native.mallinfo)
+      Mallinfo.from_h(Native.mallinfo)
     end
 
     # malloc_info parsed: one Arena per glibc arena and the process totals. Under
     # jemalloc, tcmalloc or mimalloc it says so (#glibc? is false) instead.
     def arena_stats
-      ArenaStats.from_native(Native.arena_stats)
+      ArenaStats.from_h(Native.arena_stats)
     end
 
     # What glibc's malloc_stats() prints, as text and parsed; fd 2 is not touched.
     def malloc_stats
-      MallocStats.from_native(Native.malloc_stats)
+      MallocStats.from_h(Native.malloc_stats)
     end
 
     # RSS and anonymous memory from /proc/self/statm: cheap enough for every request.
     # detail: true adds swap and the count of 64 MiB arena heap mappings (reads
     # /proc/self/status and /proc/self/maps, tens of microseconds).
     def memory(detail: false)
-      Memory.new(**{swap: nil, heap_mappings: nil}.merge(Native.memory(detail)))
+      Memory.new(*Native.memory(detail))
     end
 
     # The malloc serving this process, detected at run time.
     def allocator
-      Allocator.new(**Native.allocator)
+      Allocator.from_h(Native.allocator)
     end
 
     # Statistics of a preloaded jemalloc (LD_PRELOAD=libjemalloc.so.2).
     def jemalloc_stats
-      JemallocStats.new(**Native.jemalloc_stats)
+      JemallocStats.from_h(Native.jemalloc_stats)
     end
 
     # Statistics of the jemalloc bundled in this gem, which churn(allocator: :jemalloc) uses.
     def bundled_jemalloc_stats
-      JemallocStats.new(**Native.bundled_jemalloc_stats)
+      JemallocStats.from_h(Native.bundled_jemalloc_stats)
     end
 
     # malloc_trim(pad): hands free pages of every arena back to the system.
     def trim(pad = 0)
-      TrimResult.new(**Native.trim(pad))
+      TrimResult.from_h(Native.trim(pad))
     end
 
     # Allocates in native code with the GVL released. See README for the options.
     def churn(**options)
-      ChurnResult.new(**Native.churn(**options))
+      ChurnResult.from_h(Native.churn(**options))
     end
 
     # The most bytes churn may hold at once, process-wide (default 2 GiB).

@@ -15,18 +15,26 @@ module BloatProbe
     end
   end
 
-  # A reading: a frozen keyword Struct whose inspect shows sizes readably. Byte fields
-  # stay Integers; only inspect formats them.
+  # A reading: a frozen Struct whose inspect shows sizes readably. Byte fields stay
+  # Integers; only inspect formats them. Built positionally (cheap, for readings taken on
+  # every request) or from a Hash with .from_h.
   module Reading
     def self.define(*fields, bytes: [], &body)
-      Struct.new(*fields, keyword_init: true) do
+      Struct.new(*fields) do
         include Reading
+        extend ClassMethods
         const_set(:BYTE_FIELDS, bytes.freeze)
         class_eval(&body) if body
       end
     end
 
-    def initialize(**)
+    module ClassMethods
+      def from_h(hash)
+        new(*members.map { |name| hash[name] })
+      end
+    end
+
+    def initialize(*)
       super
       freeze
     end
@@ -90,10 +98,10 @@ module BloatProbe
     :arenas, :jemalloc,
     bytes: %i[rss system in_use free mmap_bytes]
   ) do
-    def self.from_native(hash)
-      arenas = hash[:arenas]&.map { |arena| Arena.new(**arena) }
-      jemalloc = hash[:jemalloc] && JemallocStats.new(**hash[:jemalloc])
-      new(**members.to_h { |m| [m, nil] }, **hash, arenas: arenas, jemalloc: jemalloc)
+    def self.from_h(hash)
+      arenas = hash[:arenas]&.map { |arena| Arena.from_h(arena) }
+      jemalloc = hash[:jemalloc] && JemallocStats.from_h(hash[:jemalloc])
+      super(hash.merge(arenas: arenas, jemalloc: jemalloc))
     end
 
     # False under jemalloc, tcmalloc or mimalloc: then the arena fields are nil.
@@ -122,8 +130,8 @@ module BloatProbe
 
   MallocStats = Reading.define(:text, :arenas, :system, :in_use, :max_mmap_regions, :max_mmap_bytes,
                                bytes: %i[system in_use max_mmap_bytes]) do
-    def self.from_native(hash)
-      new(**hash, arenas: hash[:arenas].map { |arena| self::Arena.new(**arena) })
+    def self.from_h(hash)
+      super(hash.merge(arenas: hash[:arenas].map { |arena| self::Arena.from_h(arena) }))
     end
 
     def to_h

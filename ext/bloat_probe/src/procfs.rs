@@ -2,8 +2,10 @@
 //! every request; swap and the count of arena heap mappings need /proc/self/status and
 //! /proc/self/maps, which cost tens of microseconds, so they are asked for separately.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 /// glibc reserves each non-main arena heap as 64 MiB of address space aligned to 64 MiB
 /// (HEAP_MAX_SIZE = 2 × DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
@@ -19,8 +21,21 @@ pub struct Memory {
 }
 
 pub fn memory() -> io::Result<Memory> {
-    let page = page_size();
-    parse_statm(&fs::read_to_string("/proc/self/statm")?, page)
+    // Called on every request, so the file stays open and is re-read with pread, which
+    // makes the kernel regenerate it. A forked child inherits the descriptor, which still
+    // describes the parent: the pid tells.
+    static STATM: Mutex<Option<(u32, File)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cached = STATM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let file = match cached.take() {
+        Some((owner, file)) if owner == pid => file,
+        _ => File::open("/proc/self/statm")?,
+    };
+    let mut buf = [0u8; 160];
+    let len = file.read_at(&mut buf, 0)?;
+    *cached = Some((pid, file));
+    let text = std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    parse_statm(text, page_size())
 }
 
 /// VmSwap from /proc/self/status.

@@ -212,6 +212,52 @@ impl Iterator for Sizes {
     }
 }
 
+/// Reserves `size` bytes against the process-wide limit; false when over it.
+fn reserve(size: usize) -> bool {
+    let limit = retain_limit();
+    RETAINED_BYTES
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| held.checked_add(size).filter(|total| *total <= limit))
+        .is_ok()
+}
+
+/// One thread's share of the limit, reserved from the global count a slice at a time:
+/// an atomic update per allocation would make two threads fight over one cache line.
+struct Budget {
+    credit: usize,
+}
+
+impl Budget {
+    const SLICE: usize = 4 << 20;
+
+    fn take(&mut self, size: usize) -> bool {
+        if self.credit < size {
+            let want = size.max(Self::SLICE);
+            // Near the limit a whole slice may not fit where this one block still does.
+            let granted = if reserve(want) {
+                want
+            } else if reserve(size) {
+                size
+            } else {
+                return false;
+            };
+            self.credit += granted;
+        }
+        self.credit -= size;
+        true
+    }
+
+    /// Freed bytes stay reserved, as credit for the next blocks.
+    fn give_back(&mut self, size: usize) {
+        self.credit += size;
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        RETAINED_BYTES.fetch_sub(self.credit, Ordering::Relaxed);
+    }
+}
+
 /// Blocks kept by a churn call, freed on drop.
 #[derive(Debug)]
 pub struct RetainedBlocks {
@@ -235,16 +281,6 @@ impl RetainedBlocks {
 
     pub fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// Reserves `size` bytes against the process-wide limit; false when over it.
-    fn reserve(size: usize) -> bool {
-        let limit = retain_limit();
-        RETAINED_BYTES
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(size).filter(|total| *total <= limit)
-            })
-            .is_ok()
     }
 
     fn push(&mut self, ptr: NonNull<u8>, size: usize) {
@@ -375,6 +411,7 @@ fn run_thread(spec: &ChurnSpec, index: u64, cancel: &AtomicBool) -> Result<Outco
     let seed = thread_seed(spec.seed, index);
     let mut sizes = Sizes::new(spec, seed);
     let mut choices = Rng::new(seed.rotate_left(17));
+    let mut budget = Budget { credit: 0 };
     let mut transient = RetainedBlocks::empty(spec.source);
     let mut retained = RetainedBlocks::empty(spec.source);
     let mut allocated_bytes = 0u64;
@@ -386,12 +423,12 @@ fn run_thread(spec: &ChurnSpec, index: u64, cancel: &AtomicBool) -> Result<Outco
         let size = sizes.next().unwrap_or(spec.min_size) as usize;
         let keep = choices.next_f64() < spec.retain;
         // Transient blocks are counted against the limit too, so the total is honest.
-        if !RetainedBlocks::reserve(size) {
+        if !budget.take(size) {
             cancel.store(true, Ordering::Relaxed);
             return Err(ChurnError::LimitExceeded { limit: retain_limit(), held: retained_bytes(), size });
         }
         let Some(ptr) = spec.source.alloc(size) else {
-            RETAINED_BYTES.fetch_sub(size, Ordering::Relaxed);
+            budget.give_back(size);
             cancel.store(true, Ordering::Relaxed);
             return Err(ChurnError::OutOfMemory { size });
         };
@@ -402,7 +439,7 @@ fn run_thread(spec: &ChurnSpec, index: u64, cancel: &AtomicBool) -> Result<Outco
         } else if window == 0 {
             // SAFETY: just allocated from this source with this size.
             unsafe { spec.source.free(ptr, size) };
-            RETAINED_BYTES.fetch_sub(size, Ordering::Relaxed);
+            budget.give_back(size);
         } else if transient.blocks.len() < window {
             transient.push(ptr, size);
         } else {
@@ -411,7 +448,7 @@ fn run_thread(spec: &ChurnSpec, index: u64, cancel: &AtomicBool) -> Result<Outco
             transient.bytes = transient.bytes + size - old_size;
             // SAFETY: the evicted block came from this source with old_size and leaves the set.
             unsafe { spec.source.free(old, old_size) };
-            RETAINED_BYTES.fetch_sub(old_size, Ordering::Relaxed);
+            budget.give_back(old_size);
         }
     }
     Ok(Outcome {

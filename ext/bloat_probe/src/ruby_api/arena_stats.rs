@@ -26,14 +26,19 @@ pub fn arena_stats(ruby: &Ruby) -> Result<RHash, Error> {
     }
     let xml = glibc::malloc_info_xml().map_err(|e| io_error(ruby, "malloc_info", e))?;
     let info = malloc_info::parse(&xml).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
-    let arenas = info.arenas.iter().map(|arena| arena_hash(ruby, arena)).collect::<Result<Vec<_>, _>>()?;
+    // Pushed straight into a Ruby Array: hashes parked in a Rust Vec would be invisible
+    // to Ruby's GC, which could free them before they are attached.
+    let arenas = ruby.ary_new_capa(info.arenas.len());
+    for arena in &info.arenas {
+        arenas.push(arena_hash(ruby, arena)?)?;
+    }
     fields.set("arena_count", info.arenas.len())?;
     fields.set("system", info.system_bytes())?;
     fields.set("in_use", info.in_use_bytes())?;
     fields.set("free", info.free_bytes())?;
     fields.set("mmap_count", info.mmap_count)?;
     fields.set("mmap_bytes", info.mmap_bytes)?;
-    fields.set("arenas", ruby.ary_from_iter(arenas))?;
+    fields.set("arenas", arenas)?;
     Ok(fields.into_hash())
 }
 

@@ -10,20 +10,18 @@ pub fn malloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     require_glibc(ruby, "malloc_stats")?;
     let text = glibc::malloc_stats_text().map_err(|e| io_error(ruby, "malloc_stats", e))?;
     let stats = malloc_stats::parse(&text).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
-    let arenas = stats
-        .arenas
-        .iter()
-        .map(|arena| {
-            let fields = Fields::new(ruby);
-            fields.set("index", arena.index)?;
-            fields.set("system", arena.system_bytes)?;
-            fields.set("in_use", arena.in_use_bytes)?;
-            Ok(fields.into_hash())
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    // Straight into a Ruby Array, where the GC sees each hash (see arena_stats).
+    let arenas = ruby.ary_new_capa(stats.arenas.len());
+    for arena in &stats.arenas {
+        let fields = Fields::new(ruby);
+        fields.set("index", arena.index)?;
+        fields.set("system", arena.system_bytes)?;
+        fields.set("in_use", arena.in_use_bytes)?;
+        arenas.push(fields.into_hash())?;
+    }
     let fields = Fields::new(ruby);
     fields.set("text", text)?;
-    fields.set("arenas", ruby.ary_from_iter(arenas))?;
+    fields.set("arenas", arenas)?;
     fields.set("system", stats.total_system_bytes)?;
     fields.set("in_use", stats.total_in_use_bytes)?;
     fields.set("max_mmap_regions", stats.max_mmap_regions)?;

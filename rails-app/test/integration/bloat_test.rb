@@ -1,0 +1,57 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+class BloatTest < ActionDispatch::IntegrationTest
+  test "the dashboard routes do not exist unless enabled" do
+    with_switch(:dashboard, false) do
+      with_error_pages do
+        get "/bloat/stats.json"
+        assert_response :not_found
+        get "/bloat"
+        assert_response :not_found
+      end
+    end
+  end
+
+  test "stats.json serves real readings of this process" do
+    with_switch(:dashboard) do
+      get "/bloat/stats.json"
+      assert_response :success
+      stats = response.parsed_body
+      arenas = stats.fetch("arena_stats")
+      assert_equal "glibc", arenas["allocator"]
+      assert_operator arenas["arena_count"], :>=, 1
+      assert_equal arenas["arena_count"], arenas["arenas"].size
+      arenas["arenas"].each do |arena|
+        assert_equal arena["system"], arena["in_use"] + arena["free"], "arena #{arena["index"]}"
+      end
+      assert_operator stats.dig("memory", "rss"), :>, 0
+      assert_kind_of Integer, stats.dig("memory", "heap_mappings")
+      assert_operator stats.dig("gc", "count"), :>, 0
+    end
+  end
+
+  test "only loopback clients are answered unless remote access is allowed" do
+    with_switch(:dashboard) do
+      get "/bloat/stats.json", env: { "REMOTE_ADDR" => "192.0.2.7" }
+      assert_response :forbidden
+      get "/bloat/stats.json", env: { "REMOTE_ADDR" => "127.0.0.1", "HTTP_X_FORWARDED_FOR" => "192.0.2.7" }
+      assert_response :success
+      with_switch(:allow_remote) do
+        get "/bloat/stats.json", env: { "REMOTE_ADDR" => "192.0.2.7" }
+        assert_response :success
+      end
+    end
+  end
+
+  test "the dashboard page shows one bar per arena" do
+    with_switch(:dashboard) do
+      get "/bloat"
+      assert_response :success
+      count = Integer(css_select("#arena-count").first.text)
+      assert_select ".arena", count
+      assert_select "meta[http-equiv=refresh]"
+    end
+  end
+end

@@ -1,0 +1,46 @@
+# frozen_string_literal: true
+
+ENV["RAILS_ENV"] ||= "test"
+require_relative "../config/environment"
+require "rails/test_help"
+
+class ActiveSupport::TestCase
+  # The seed itself, small: what /posts renders in production, made the same way.
+  def seed_posts(count = 60)
+    ENV["POSTS"] = count.to_s
+    silence_stream($stdout) { load Rails.root.join("db/seeds.rb") }
+  ensure
+    ENV.delete("POSTS")
+  end
+
+  def silence_stream(stream)
+    saved = stream.dup
+    stream.reopen(File::NULL)
+    yield
+  ensure
+    stream.reopen(saved)
+  end
+
+  # Shows error pages as production does (the test environment raises instead), so that
+  # a missing route is seen as the 404 a client gets.
+  def with_error_pages
+    config = Rails.application.env_config
+    saved = config["action_dispatch.show_exceptions"]
+    config["action_dispatch.show_exceptions"] = true
+    yield
+  ensure
+    config["action_dispatch.show_exceptions"] = saved
+  end
+
+  # Turns one of the lab's switches on for the block, with the routes drawn to match.
+  def with_switch(name, value = true)
+    switches = Rails.configuration.x.bloat_probe
+    saved = switches.public_send(name)
+    switches.public_send("#{name}=", value)
+    Rails.application.reload_routes!
+    yield
+  ensure
+    switches.public_send("#{name}=", saved)
+    Rails.application.reload_routes!
+  end
+end

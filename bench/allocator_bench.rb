@@ -128,6 +128,7 @@ module AllocatorBench
         return run.merge(failed: e.message)
       end
       @progress.advance
+      run[:server_pid] = server.pid
       measure(server, config, round, run, boot_started)
     ensure
       server&.stop

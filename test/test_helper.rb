@@ -4,6 +4,8 @@ require "minitest/autorun"
 require "json"
 require "open3"
 require "rbconfig"
+require "tmpdir"
+require "timeout"
 require "bloat_probe"
 
 module ChildProcess

@@ -73,6 +73,9 @@ module AllocatorBench
           end
         end
         waiter.value
+      rescue Exception # Interrupt too: wrk must not outlive the bench
+        Process.kill("KILL", waiter.pid) if waiter.alive?
+        raise
       end
       line = out.lines.find { |l| l.start_with?("BENCH_RESULT ") }
       raise "wrk failed (#{status}): #{out}" unless line

@@ -1,0 +1,83 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "json"
+require "rexml/document"
+
+# rake bench on a tiny load: two configurations, a few hundred requests, a short tail.
+class BenchTest < Minitest::Test
+  ROOT = File.expand_path("..", __dir__)
+  SCRIPT = File.join(ROOT, "bench/allocator_bench.rb")
+
+  def bench_env(results)
+    { "CONFIGS" => "glibc,arena2", "REQUESTS" => "300", "IDLE" => "2", "RESULTS_DIR" => results,
+      "MIX" => "posts:1,strings:3,churn:1" }
+  end
+
+  def test_a_small_run_writes_a_full_table_json_and_svg
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      out, err, status = Open3.capture3(bench_env(results), "timeout", "300", RbConfig.ruby, SCRIPT, chdir: ROOT)
+      assert status.success?, "bench failed:\n#{err}\n#{out}"
+      json_path = out[/^JSON: (\S+)/, 1]
+      svg_path = out[/^SVG:  (\S+)/, 1]
+      report = JSON.parse(File.read(json_path), symbolize_names: true)
+      rows = report[:rows].to_h { |row| [row[:config], row] }
+      assert_equal %w[glibc arena2], rows.keys
+      rows.each_value do |row|
+        %i[rps p50_ms p99_ms rss_start rss_peak rss_end_of_load rss_after_idle arena_count in_use free].each do |key|
+          assert_kind_of Numeric, row[key], "#{row[:config]} #{key}"
+        end
+        assert_equal 0, row[:errors], row[:config]
+      end
+      assert_operator rows["glibc"][:arena_count], :>, 1
+      assert_operator rows["arena2"][:arena_count], :<=, 2
+      svg = REXML::Document.new(File.read(svg_path))
+      assert_equal "svg", svg.root.name
+      assert_equal 2, REXML::XPath.match(svg, "//polyline").size
+      assert_match(/^glibc +\d+/, out)
+      assert_match(/^arena2 +\d+/, out)
+      report[:runs].each { |run| refute File.exist?("/proc/#{run[:server_pid]}"), "server #{run[:server_pid]} is still running" }
+    end
+  end
+
+  def test_ctrl_c_stops_every_server_it_started
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      env = bench_env(results).merge("REQUESTS" => "100000", "CONFIGS" => "glibc")
+      Open3.popen3(env, RbConfig.ruby, SCRIPT, chdir: ROOT) do |_in, _out, err, waiter|
+        @bench_pid = waiter.pid
+        # Wait until the load runs, then interrupt as Ctrl-C would.
+        Timeout.timeout(120) { err.each_line { |line| break if line.include?("load,") } }
+        servers = children_of(waiter.pid).select { |pid| command_of(pid).include?("puma") }
+        refute_empty servers
+        Process.kill("INT", waiter.pid)
+        status = Timeout.timeout(60) { waiter.value }
+        refute status.success?
+        servers.each { |pid| refute File.exist?("/proc/#{pid}"), "server #{pid} outlived the bench" }
+      end
+    end
+  end
+
+  def teardown
+    # Should an assertion fail midway, the bench still must not be left running.
+    Process.kill("KILL", @bench_pid) if @bench_pid && File.exist?("/proc/#{@bench_pid}")
+  rescue Errno::ESRCH
+    nil
+  end
+
+  private
+
+  def children_of(parent)
+    Dir["/proc/[0-9]*/stat"].filter_map do |path|
+      fields = File.read(path).split(") ").last.split
+      File.basename(File.dirname(path)).to_i if fields[1].to_i == parent
+    rescue Errno::ENOENT, Errno::ESRCH
+      nil
+    end
+  end
+
+  def command_of(pid)
+    File.read("/proc/#{pid}/cmdline").tr("\0", " ")
+  rescue Errno::ENOENT
+    ""
+  end
+end

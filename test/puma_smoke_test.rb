@@ -1,0 +1,39 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "net/http"
+require_relative "../bench/allocator_bench/configuration"
+require_relative "../bench/allocator_bench/server"
+
+# rails-app in production under Puma, 25 threads, one process, on a free loopback port,
+# driven by 25 concurrent keep-alive clients for a bounded number of requests.
+class PumaSmokeTest < Minitest::Test
+  CLIENTS = 25
+  REQUESTS_EACH = 8
+
+  def setup
+    log = File.join(Dir.mktmpdir("bloat_probe-smoke"), "puma.log")
+    @server = AllocatorBench::Server.new(AllocatorBench::Configuration.select("glibc").first, threads: 25, log_path: log)
+    @server.start
+  end
+
+  def teardown
+    @server&.stop
+  end
+
+  def test_25_clients_are_all_answered_and_arenas_multiply
+    before = @server.stats.dig("arena_stats", "arena_count")
+    statuses = Array.new(CLIENTS) do |client|
+      Thread.new do
+        Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 60) do |http|
+          Array.new(REQUESTS_EACH) { |i| http.get("/posts?page=#{(client + i) % 20 + 1}").code }
+        end
+      end
+    end.flat_map(&:value)
+    assert_equal CLIENTS * REQUESTS_EACH, statuses.size
+    assert_equal ["200"], statuses.uniq
+    after = @server.stats.dig("arena_stats", "arena_count")
+    assert_operator after, :>, 1, "arenas before #{before}, after #{after}"
+    assert @server.alive?
+  end
+end

@@ -17,7 +17,7 @@ module AllocatorBench
     def self.from_env(env = ENV)
       new(
         configs: Configuration.select(env["CONFIGS"]),
-        requests: positive(env, "REQUESTS", 3000),
+        requests: positive(env, "REQUESTS", 2500),
         concurrency: positive(env, "CONCURRENCY", 25),
         # Most requests are ordinary; one in 40 is heavy. Each Puma thread that serves a
         # heavy one leaves its arena at that high-water mark (see README).

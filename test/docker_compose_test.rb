@@ -1,0 +1,35 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "yaml"
+
+# There is no Docker engine on these machines: Debian's docker-compose validates the
+# file and prints it resolved, which is what can be checked here.
+class DockerComposeTest < Minitest::Test
+  ROOT = File.expand_path("..", __dir__)
+
+  def resolved(env = {})
+    out, err, status = Open3.capture3(env, "docker-compose", "-f", "docker-compose.yml", "config", chdir: ROOT)
+    assert status.success?, err
+    YAML.safe_load(out)
+  end
+
+  def test_the_file_is_valid_and_has_the_app_and_postgresql
+    services = resolved.fetch("services")
+    assert_equal %w[bloat db], services.keys.sort
+    bloat = services["bloat"]
+    assert_equal 3000, bloat["ports"].first["target"]
+    assert_match %r{\Apostgres://}, bloat.dig("environment", "DATABASE_URL")
+    assert_equal "25", bloat.dig("environment", "RAILS_MAX_THREADS")
+    assert_match(/postgres/, services.dig("db", "image"))
+  end
+
+  def test_the_allocator_is_switched_from_the_environment
+    env = resolved("MALLOC_ARENA_MAX" => "2", "LD_PRELOAD" => "libjemalloc.so.2").dig("services", "bloat", "environment")
+    assert_equal "2", env["MALLOC_ARENA_MAX"]
+    assert_equal "libjemalloc.so.2", env["LD_PRELOAD"]
+    plain = resolved("MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil).dig("services", "bloat", "environment")
+    assert_equal "", plain["MALLOC_ARENA_MAX"]
+    assert_equal "", plain["LD_PRELOAD"]
+  end
+end

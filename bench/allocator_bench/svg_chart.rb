@@ -8,7 +8,7 @@ module AllocatorBench
     WIDTH = 900
     HEIGHT = 480
     MARGIN = { left: 70, right: 160, top: 40, bottom: 50 }.freeze
-    COLOURS = %w[#c0392b #2980b9 #27ae60 #8e44ad #d35400 #16a085 #7f8c8d].freeze
+    COLOURS = %w[#c0392b #2980b9 #27ae60 #8e44ad #e67e22 #34495e #95a5a6].freeze
 
     def initialize(runs, title:)
       @series = runs.select { |run| run[:samples]&.any? }

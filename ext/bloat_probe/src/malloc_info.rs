@@ -3,7 +3,7 @@
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
-use std::fmt;
+use crate::parse_error::ParseError;
 
 /// One `<heap nr="N">` element: an arena.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,16 +57,9 @@ impl MallocInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malloc_info output could not be parsed: {}", self.0)
-    }
+fn error(detail: impl Into<String>) -> ParseError {
+    ParseError { report: "malloc_info", detail: detail.into() }
 }
-
-impl std::error::Error for ParseError {}
 
 pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
     let mut reader = Reader::from_str(xml);
@@ -74,7 +67,7 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
     let mut current: Option<ArenaInfo> = None;
     let mut saw_root = false;
     loop {
-        match reader.read_event().map_err(|e| ParseError(e.to_string()))? {
+        match reader.read_event().map_err(|e| error(e.to_string()))? {
             Event::Start(tag) | Event::Empty(tag) => match tag.name().as_ref() {
                 b"malloc" => saw_root = true,
                 b"heap" => current = Some(ArenaInfo { index: attr(&tag, b"nr")?, ..Default::default() }),
@@ -82,7 +75,7 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
                 _ => {}
             },
             Event::End(tag) if tag.name().as_ref() == b"heap" => {
-                let arena = current.take().ok_or_else(|| ParseError("</heap> without <heap>".into()))?;
+                let arena = current.take().ok_or_else(|| error("</heap> without <heap>"))?;
                 info.arenas.push(arena);
             }
             Event::Eof => break,
@@ -90,10 +83,10 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
         }
     }
     if !saw_root {
-        return Err(ParseError("no <malloc> element".into()));
+        return Err(error("no <malloc> element"));
     }
     if current.is_some() {
-        return Err(ParseError("unterminated <heap>".into()));
+        return Err(error("unterminated <heap>"));
     }
     Ok(info)
 }
@@ -123,14 +116,14 @@ fn text_attr(tag: &BytesStart, name: &[u8]) -> Result<String, ParseError> {
     let element = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
     let found = tag
         .try_get_attribute(name)
-        .map_err(|e| ParseError(e.to_string()))?
-        .ok_or_else(|| ParseError(format!("<{element}> lacks {}", String::from_utf8_lossy(name))))?;
+        .map_err(|e| error(e.to_string()))?
+        .ok_or_else(|| error(format!("<{element}> lacks {}", String::from_utf8_lossy(name))))?;
     Ok(String::from_utf8_lossy(&found.value).into_owned())
 }
 
 fn attr(tag: &BytesStart, name: &[u8]) -> Result<u64, ParseError> {
     let text = text_attr(tag, name)?;
-    text.parse().map_err(|_| ParseError(format!("{}={text:?} is not a number", String::from_utf8_lossy(name))))
+    text.parse().map_err(|_| error(format!("{}={text:?} is not a number", String::from_utf8_lossy(name))))
 }
 
 #[cfg(test)]

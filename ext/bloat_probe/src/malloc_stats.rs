@@ -1,7 +1,7 @@
 //! Parses the text that glibc's `malloc_stats()` prints:
 //! per arena "Arena N:", "system bytes = …", "in use bytes = …", then the totals.
 
-use std::fmt;
+use crate::parse_error::ParseError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArenaLine {
@@ -20,16 +20,9 @@ pub struct MallocStats {
     pub max_mmap_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malloc_stats output could not be parsed: {}", self.0)
-    }
+fn error(detail: impl Into<String>) -> ParseError {
+    ParseError { report: "malloc_stats", detail: detail.into() }
 }
-
-impl std::error::Error for ParseError {}
 
 pub fn parse(text: &str) -> Result<MallocStats, ParseError> {
     let mut stats = MallocStats::default();
@@ -37,7 +30,7 @@ pub fn parse(text: &str) -> Result<MallocStats, ParseError> {
     let mut saw_totals = false;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Some(index) = line.strip_prefix("Arena ").and_then(|rest| rest.strip_suffix(':')) {
-            let index = index.parse().map_err(|_| ParseError(format!("bad arena header {line:?}")))?;
+            let index = index.parse().map_err(|_| error(format!("bad arena header {line:?}")))?;
             stats.arenas.push(ArenaLine { index, system_bytes: 0, in_use_bytes: 0 });
             in_totals = false;
             continue;
@@ -47,8 +40,8 @@ pub fn parse(text: &str) -> Result<MallocStats, ParseError> {
             saw_totals = true;
             continue;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| ParseError(format!("unexpected line {line:?}")))?;
-        let value: u64 = value.trim().parse().map_err(|_| ParseError(format!("bad number in {line:?}")))?;
+        let (key, value) = line.split_once('=').ok_or_else(|| error(format!("unexpected line {line:?}")))?;
+        let value: u64 = value.trim().parse().map_err(|_| error(format!("bad number in {line:?}")))?;
         let arena = stats.arenas.last_mut().filter(|_| !in_totals);
         match (key.trim(), arena) {
             ("system bytes", Some(a)) => a.system_bytes = value,
@@ -57,11 +50,11 @@ pub fn parse(text: &str) -> Result<MallocStats, ParseError> {
             ("in use bytes", None) => stats.total_in_use_bytes = value,
             ("max mmap regions", _) => stats.max_mmap_regions = value,
             ("max mmap bytes", _) => stats.max_mmap_bytes = value,
-            _ => return Err(ParseError(format!("unexpected line {line:?}"))),
+            _ => return Err(error(format!("unexpected line {line:?}"))),
         }
     }
     if !saw_totals {
-        return Err(ParseError("no \"Total (incl. mmap):\" section".into()));
+        return Err(error("no \"Total (incl. mmap):\" section"));
     }
     Ok(stats)
 }

@@ -3,9 +3,9 @@
 module AllocatorBench
   # One allocator set-up of the server: a name, the environment that selects it, and
   # what it needs installed.
-  Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true) do
-    LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].freeze
+  LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].freeze
 
+  Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true) do
     def self.all
       [
         new(name: "glibc", env: {}, summary: "glibc malloc, default arenas (8 × cores)"),

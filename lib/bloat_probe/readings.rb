@@ -8,10 +8,13 @@ module BloatProbe
     def self.bytes(count)
       return "-" if count.nil?
 
-      value = count.to_f
-      unit = UNITS.index { |_| (value.abs < 1024).tap { |small| value /= 1024 unless small } } || UNITS.size - 1
-      scaled = count.to_f / (1024**unit)
-      unit.zero? ? "#{count} B" : format("%.#{scaled < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
+      scaled = count.to_f
+      unit = 0
+      while scaled.abs >= 1024 && unit < UNITS.size - 1
+        scaled /= 1024
+        unit += 1
+      end
+      unit.zero? ? "#{count} B" : format("%.#{scaled.abs < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
     end
   end
 

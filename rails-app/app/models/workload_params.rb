@@ -12,7 +12,7 @@ class WorkloadParams
     raw = @params[name]
     return default if raw.blank?
 
-    value = Integer(raw, 10, exception: false)
+    value = raw.is_a?(String) ? Integer(raw, 10, exception: false) : nil
     return value if value && range.cover?(value)
 
     raise Invalid, "#{name} must be an integer in #{range}, got #{raw.inspect}"
@@ -22,7 +22,7 @@ class WorkloadParams
     raw = @params[name]
     return default if raw.blank?
 
-    value = Float(raw, exception: false)
+    value = raw.is_a?(String) ? Float(raw, exception: false) : nil
     return value if value && (0.0..1.0).cover?(value)
 
     raise Invalid, "#{name} must be a number in 0.0..1.0, got #{raw.inspect}"

@@ -25,7 +25,8 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
         "/workload/churn?min_size=500&max_size=100" => /max_size \(100\) must be at least min_size \(500\)/,
         "/workload/strings?count=-1" => /count must be an integer in 1\.\.20000/,
         "/workload/strings?keep=x" => /keep must be a number in 0\.0\.\.1\.0/,
-        "/workload/strings?max_size=99999999" => /max_size must be an integer in 1\.\.1048576/
+        "/workload/strings?max_size=99999999" => /max_size must be an integer in 1\.\.1048576/,
+        "/workload/churn?count[]=5" => /count must be an integer in 1\.\.100000, got \["5"\]/
       }.each do |path, message|
         get path
         assert_response :unprocessable_entity, path

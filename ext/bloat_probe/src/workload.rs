@@ -321,6 +321,7 @@ pub enum ChurnError {
     LimitExceeded { limit: usize, held: usize, size: usize },
     OutOfMemory { size: usize },
     Spawn(String),
+    Invalid(RangeError),
 }
 
 impl fmt::Display for ChurnError {
@@ -334,6 +335,7 @@ impl fmt::Display for ChurnError {
             ),
             ChurnError::OutOfMemory { size } => write!(f, "malloc returned NULL for {size} bytes"),
             ChurnError::Spawn(reason) => write!(f, "could not start a churn thread: {reason}"),
+            ChurnError::Invalid(e) => write!(f, "{e}"),
         }
     }
 }
@@ -341,6 +343,8 @@ impl fmt::Display for ChurnError {
 /// Runs the workload; `cancel` may be set from another thread to stop it early, in which
 /// case every block it allocated is freed before returning.
 pub fn run(spec: &ChurnSpec, cancel: &AtomicBool) -> Result<Outcome, ChurnError> {
+    // Zero-sized blocks would be undefined behaviour for jemalloc: never run unchecked.
+    spec.validate().map_err(ChurnError::Invalid)?;
     let started = Instant::now();
     let per_thread = match spec.threads {
         None => vec![run_thread(spec, 0, cancel)],
@@ -532,6 +536,12 @@ mod tests {
         let outcome = run(&s, &AtomicBool::new(false)).expect("run");
         let during = crate::bundled_jemalloc::stats().expect("stats").allocated;
         assert!(during >= before + outcome.retained.bytes() as u64, "{before} -> {during}");
+    }
+
+    #[test]
+    fn run_refuses_an_unvalidated_spec() {
+        let s = ChurnSpec { min_size: 0, max_size: 0, ..spec() };
+        assert!(matches!(run(&s, &AtomicBool::new(false)), Err(ChurnError::Invalid(_))));
     }
 
     #[test]

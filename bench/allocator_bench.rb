@@ -150,7 +150,8 @@ module AllocatorBench
       @progress.advance
       stats = server.stats
       sampler.stop
-      run.merge(load_figures(load), arena_figures(stats), rss_peak: sampler.peak, samples: sampler.samples)
+      run.merge(load_figures(load), arena_figures(stats), trimmer: stats["trimmer"], rss_peak: sampler.peak,
+                samples: sampler.samples)
     end
 
     # The load stops, but not all traffic: a trickle of ordinary page views (4 a second),
@@ -198,6 +199,7 @@ module AllocatorBench
     title = "RSS of one Puma process, #{settings.threads} threads (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
     File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
+    puts "", *settings.configs.map { |config| format("%-9s %s", config.name, config.summary) }
     terminal_plot(runs)
     puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"
   rescue ArgumentError => e

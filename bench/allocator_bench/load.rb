@@ -16,8 +16,6 @@ module AllocatorBench
       "churn" => ->(i) { "/workload/churn?count=8000&min_size=8192&max_size=57344&retain=0.002&seed=#{i}" }
     }.freeze
 
-    attr_reader :weights
-
     def initialize(spec)
       @weights = spec.split(",").to_h do |part|
         name, weight = part.strip.split(":", 2)

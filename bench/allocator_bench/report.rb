@@ -15,8 +15,6 @@ module AllocatorBench
       @rows = runs.group_by { |run| run[:config] }.map { |name, group| summarise(name, group) }
     end
 
-    attr_reader :rows
-
     def table
       headers = ["config", "req/s", "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use"]
       body = @rows.map do |row|

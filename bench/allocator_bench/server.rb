@@ -22,7 +22,7 @@ module AllocatorBench
       end
     end
 
-    attr_reader :pid, :port, :log_path
+    attr_reader :pid, :port
 
     def initialize(config, threads:, log_path:)
       @config = config

@@ -39,8 +39,9 @@ module BloatProbe
       @thread = nil
     end
 
-    def running?
-      @thread&.alive? || false
+    def to_h
+      { interval: @interval, trims: @trims, released_bytes: @released_bytes }
     end
+
   end
 end

@@ -4,6 +4,8 @@
 # `rake bench`. Only under glibc, where malloc_trim means something.
 if (interval = Rails.configuration.x.bloat_probe.trim_interval) && BloatProbe.allocator.glibc?
   Rails.application.config.after_initialize do
-    BloatProbe::Trimmer.start(interval: interval) unless Rails.const_defined?(:Console)
+    next if Rails.const_defined?(:Console)
+
+    Rails.configuration.x.bloat_probe.trimmer = BloatProbe::Trimmer.start(interval: interval)
   end
 end

@@ -6,7 +6,7 @@ use magnus::{Error, RArray, Ruby};
 
 /// [rss, anon, file, swap, heap_mappings]: an Array, not a Hash, because this is read on
 /// every request and BloatProbe::Memory is built from it positionally. `detail` adds
-/// swap and the arena heap mappings, which cost ~50× more.
+/// swap and the arena heap mappings, which cost about 75× more.
 pub fn memory(ruby: &Ruby, detail: bool) -> Result<RArray, Error> {
     let m = procfs::memory().map_err(|e| io_error(ruby, "reading /proc/self/statm", e))?;
     let (swap, heaps) = if detail {

@@ -40,6 +40,16 @@ class BenchTest < Minitest::Test
     end
   end
 
+  def test_a_server_that_fails_to_boot_gets_a_row_and_its_log
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      env = bench_env(results).merge("CONFIGS" => "glibc", "DATABASE_URL" => "nonsense://nowhere/db")
+      out, err, status = Open3.capture3(env, "timeout", "120", RbConfig.ruby, SCRIPT, chdir: ROOT)
+      assert status.success?, err
+      assert_match(/^glibc +failed: the server exited while booting/, out)
+      assert_match(/Could not load the 'nonsense' Active Record adapter/, err)
+    end
+  end
+
   def test_ctrl_c_stops_every_server_it_started
     Dir.mktmpdir("bloat_probe-bench") do |results|
       env = bench_env(results).merge("REQUESTS" => "100000", "CONFIGS" => "glibc")

@@ -86,7 +86,11 @@ module AllocatorBench
     end
 
     def render(headers, body)
-      widths = headers.each_index.map { |i| ([headers[i]] + body.map { |r| r[i].to_s }).map(&:length).max }
+      # A two-cell row (skipped, failed) spills over the other columns: it sets no width.
+      full = body.reject { |r| r.size == 2 }
+      widths = headers.each_index.map do |i|
+        ([headers[i]] + (i.zero? ? body : full).map { |r| r[i].to_s }).map(&:length).max
+      end
       line = ->(cells) { cells.each_with_index.map { |c, i| i.zero? ? c.to_s.ljust(widths[i]) : c.to_s.rjust(widths[i]) }.join("  ").rstrip }
       [line.call(headers), widths.map { |w| "-" * w }.join("  "), *body.map { |r| r.size == 2 ? "#{r[0].ljust(widths[0])}  #{r[1]}" : line.call(r) }].join("\n") + "\n"
     end

@@ -79,8 +79,9 @@ module AllocatorBench
       false
     end
 
-    def log_tail(lines = 20)
-      File.readlines(@log_path).last(lines).join
+    # The last lines of the log without backtrace frames, so the error message shows.
+    def log_tail(lines = 12)
+      File.readlines(@log_path).reject { |line| line.lstrip.start_with?("from ") }.last(lines).join
     rescue Errno::ENOENT
       ""
     end

@@ -23,7 +23,7 @@ pub fn allocator(ruby: &Ruby) -> Result<RHash, Error> {
 
 pub fn jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     match allocator::preloaded_jemalloc_stats() {
-        Some(Ok(stats)) => stats_hash(ruby, &stats, "preloaded"),
+        Some(Ok(stats)) => stats_hash(ruby, &stats, "preloaded", &live().version),
         Some(Err(message)) => Err(probe_error(ruby, "Error", message)),
         None => Err(probe_error(
             ruby,
@@ -39,14 +39,11 @@ pub fn jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
 
 pub fn bundled_jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     let stats = bundled_jemalloc::stats().map_err(|message| probe_error(ruby, "Error", message))?;
-    stats_hash(ruby, &stats, "bundled")
+    stats_hash(ruby, &stats, "bundled", &bundled_jemalloc::version())
 }
 
-pub fn stats_hash(ruby: &Ruby, stats: &JemallocStats, source: &str) -> Result<RHash, Error> {
-    let version = match source {
-        "bundled" => bundled_jemalloc::version(),
-        _ => live().version.clone(),
-    };
+/// `source`: "preloaded" (the process's allocator) or "bundled" (the gem's own).
+pub fn stats_hash(ruby: &Ruby, stats: &JemallocStats, source: &str, version: &str) -> Result<RHash, Error> {
     let fields = Fields::new(ruby);
     fields.set("source", ruby.to_symbol(source))?;
     fields.set("version", version)?;

@@ -18,7 +18,7 @@ pub fn arena_stats(ruby: &Ruby) -> Result<RHash, Error> {
     if live.kind != Kind::Glibc {
         // glibc's arenas exist but serve nothing: say so rather than report zeros.
         let jemalloc = match allocator::preloaded_jemalloc_stats() {
-            Some(Ok(stats)) => Some(stats_hash(ruby, &stats, "preloaded")?),
+            Some(Ok(stats)) => Some(stats_hash(ruby, &stats, "preloaded", &live.version)?),
             _ => None,
         };
         fields.set("jemalloc", jemalloc)?;

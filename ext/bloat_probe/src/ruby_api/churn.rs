@@ -66,7 +66,7 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     if let Some(v) = source {
         spec.source = [Source::System, Source::BundledJemalloc][choice(ruby, "allocator", v, &SOURCES)?];
     }
-    spec.validate().map_err(|e| range_error(ruby, e.0))?;
+    // Checked by workload::run, whose ChurnError::Invalid becomes a RangeError below.
     Ok(spec)
 }
 
@@ -79,6 +79,7 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
             check_interrupts()?;
             return Err(probe_error(ruby, "Interrupted", e.to_string()));
         }
+        Err(ChurnError::Invalid(e)) => return Err(range_error(ruby, e.0)),
         Err(e @ ChurnError::LimitExceeded { .. }) => return Err(probe_error(ruby, "RetainLimitError", e.to_string())),
         Err(e) => return Err(probe_error(ruby, "Error", e.to_string())),
     };

@@ -32,6 +32,19 @@ class ActiveSupport::TestCase
     config["action_dispatch.show_exceptions"] = saved
   end
 
+  # How far glibc's in-use bytes (mallinfo2 uordblks) moved during the block. The garbage
+  # earlier tests left is collected first and the GC is held off meanwhile, so that a
+  # sweep in the middle cannot hide what the block kept.
+  def malloc_growth
+    GC.start
+    GC.disable
+    before = BloatProbe.mallinfo.uordblks
+    yield
+    BloatProbe.mallinfo.uordblks - before
+  ensure
+    GC.enable
+  end
+
   # Turns one of the lab's switches on for the block, with the routes drawn to match.
   def with_switch(name, value = true)
     switches = Rails.configuration.x.bloat_probe

@@ -1,4 +1,13 @@
 # frozen_string_literal: true
 
 class ApplicationController < ActionController::Base
+  rescue_from QueryParams::Invalid do |error|
+    render json: { error: error.message }, status: :unprocessable_entity
+  end
+
+  private
+
+  def query_params
+    @query_params ||= QueryParams.new(params)
+  end
 end

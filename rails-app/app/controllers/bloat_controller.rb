@@ -5,7 +5,9 @@
 class BloatController < ApplicationController
   before_action :require_local_client
 
+  # GET /bloat?refresh=2: the page reloads itself every `refresh` seconds; 0 holds it still.
   def show
+    @refresh = query_params.integer(:refresh, default: 2, range: 0..3600)
     @stats = BloatProbe.arena_stats
     @memory = BloatProbe.memory(detail: true)
   end

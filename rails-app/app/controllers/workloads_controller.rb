@@ -6,17 +6,13 @@ class WorkloadsController < ApplicationController
   SIZES = 24..(32 << 10)
   SIZE_RANGE = 1..(1 << 20)
 
-  rescue_from WorkloadParams::Invalid do |error|
-    render json: { error: error.message }, status: :unprocessable_entity
-  end
-
   # GET /workload/strings?count=500&min_size=24&max_size=32768&keep=0.01&seed=1
   def strings
     render json: StringWorkload.new(
-      count: workload_params.integer(:count, default: 500, range: 1..20_000),
-      sizes: workload_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
-      keep: workload_params.fraction(:keep, default: 0.01),
-      seed: workload_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+      count: query_params.integer(:count, default: 500, range: 1..20_000),
+      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      keep: query_params.fraction(:keep, default: 0.01),
+      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
     ).run
   end
 
@@ -24,19 +20,13 @@ class WorkloadsController < ApplicationController
   # window: blocks alive at once; by default all of them, until the request ends, as a
   # request's own objects are.
   def churn
-    count = workload_params.integer(:count, default: 2_000, range: 1..100_000)
+    count = query_params.integer(:count, default: 2_000, range: 1..100_000)
     render json: NativeWorkload.new(
       count: count,
-      window: workload_params.integer(:window, default: count, range: 0..100_000),
-      sizes: workload_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
-      retain: workload_params.fraction(:retain, default: 0.01),
-      seed: workload_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+      window: query_params.integer(:window, default: count, range: 0..100_000),
+      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      retain: query_params.fraction(:retain, default: 0.01),
+      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
     ).run
-  end
-
-  private
-
-  def workload_params
-    @workload_params ||= WorkloadParams.new(params)
   end
 end

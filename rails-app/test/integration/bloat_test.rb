@@ -51,7 +51,20 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_response :success
       count = Integer(css_select("#arena-count").first.text)
       assert_select ".arena", count
-      assert_select "meta[http-equiv=refresh]"
+      assert_select "meta[http-equiv=refresh][content='2']"
+    end
+  end
+
+  test "the page's reload interval is chosen by ?refresh, and 0 holds it still" do
+    with_switch(:dashboard) do
+      get "/bloat", params: { refresh: 10 }
+      assert_select "meta[http-equiv=refresh][content='10']"
+      get "/bloat", params: { refresh: 0 }
+      assert_response :success
+      assert_select "meta[http-equiv=refresh]", 0
+      get "/bloat", params: { refresh: "soon" }
+      assert_response :unprocessable_entity
+      assert_match(/refresh must be an integer in 0\.\.3600, got "soon"/, response.parsed_body["error"])
     end
   end
 end

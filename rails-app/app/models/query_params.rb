@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
-# Checks the query parameters of a workload request against documented ranges.
-class WorkloadParams
+# Checks a request's query parameters against documented ranges; a bad one raises
+# Invalid, which ApplicationController answers with 422 and a message naming it.
+class QueryParams
   Invalid = Class.new(StandardError)
 
   def initialize(params)

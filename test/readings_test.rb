@@ -6,6 +6,10 @@ class ReadingsTest < Minitest::Test
   include ChildProcess
 
   def test_retaining_64_mib_raises_uordblks_and_release_lowers_it
+    # Earlier tests' garbage is collected first and the GC held off, so that a sweep
+    # between two readings cannot offset what the churn kept.
+    GC.start
+    GC.disable
     before = BloatProbe.mallinfo.uordblks
     result = BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, window: 0)
     during = BloatProbe.mallinfo.uordblks
@@ -15,6 +19,8 @@ class ReadingsTest < Minitest::Test
     after = BloatProbe.mallinfo.uordblks
     assert_operator during - after, :>=, 64 * MiB
     assert_equal 0, result.release, "a second release frees nothing"
+  ensure
+    GC.enable
   end
 
   def test_arena_stats_adds_up

@@ -16,7 +16,7 @@ class BenchTest < Minitest::Test
 
   def test_a_small_run_writes_a_full_table_json_and_svg
     Dir.mktmpdir("bloat_probe-bench") do |results|
-      out, err, status = Open3.capture3(bench_env(results), "timeout", "300", RbConfig.ruby, SCRIPT, chdir: ROOT)
+      out, err, status = Open3.capture3(bench_env(results), "timeout", "--kill-after=5", "300", RbConfig.ruby, SCRIPT, chdir: ROOT)
       assert status.success?, "bench failed:\n#{err}\n#{out}"
       json_path = out[/^JSON: (\S+)/, 1]
       svg_path = out[/^SVG:  (\S+)/, 1]
@@ -43,7 +43,7 @@ class BenchTest < Minitest::Test
   def test_a_server_that_fails_to_boot_gets_a_row_and_its_log
     Dir.mktmpdir("bloat_probe-bench") do |results|
       env = bench_env(results).merge("CONFIGS" => "glibc", "DATABASE_URL" => "nonsense://nowhere/db")
-      out, err, status = Open3.capture3(env, "timeout", "120", RbConfig.ruby, SCRIPT, chdir: ROOT)
+      out, err, status = Open3.capture3(env, "timeout", "--kill-after=5", "120", RbConfig.ruby, SCRIPT, chdir: ROOT)
       assert status.success?, err
       assert_match(/^glibc +failed: the server exited while booting/, out)
       assert_match(/Could not load the 'nonsense' Active Record adapter/, err)

@@ -16,7 +16,7 @@ module ChildProcess
   # LD_PRELOAD act only at exec) and returns what it printed as JSON on its last line.
   def run_child(code, env = {}, timeout: 60)
     script = "require 'json'; require 'bloat_probe'\n#{code}"
-    out, err, status = Open3.capture3(env, "timeout", timeout.to_s, RbConfig.ruby, "-I", LIB, "-e", script)
+    out, err, status = Open3.capture3(env, "timeout", "--kill-after=5", timeout.to_s, RbConfig.ruby, "-I", LIB, "-e", script)
     assert status.success?, "child failed (#{status}):\n#{err}"
     JSON.parse(out.lines.last, symbolize_names: true)
   end

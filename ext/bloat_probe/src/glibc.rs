@@ -1,9 +1,9 @@
 //! Readings from glibc's own malloc: `mallinfo2`, `malloc_info`, `malloc_stats` and
 //! `malloc_trim`. Only meaningful while glibc is the live allocator (see `allocator`).
 
-use std::ffi::c_char;
 use std::io;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 extern "C" {
@@ -78,31 +78,65 @@ pub fn trim(pad: usize) -> bool {
     unsafe { libc::malloc_trim(pad) == 1 }
 }
 
-/// Runs `write` against a fresh memory stream and returns what it wrote.
-fn capture_stream(write: impl FnOnce(*mut libc::FILE) -> bool) -> io::Result<String> {
-    let mut buf: *mut c_char = ptr::null_mut();
-    let mut len: usize = 0;
-    // SAFETY: buf and len outlive the stream; glibc updates them on flush and close.
-    let stream = unsafe { libc::open_memstream(&mut buf, &mut len) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
+/// Room for a first capture; a process with 16 fragmented arenas prints about 64 KB.
+const FIRST_CAPTURE_BYTES: usize = 64 << 10;
+/// A report larger than this is refused rather than held: 8 × cores arenas print far less.
+const MAX_CAPTURE_BYTES: usize = 64 << 20;
+/// The stream's stdio buffer: what it gathers between copies into the capture buffer.
+const STDIO_BUFFER_BYTES: usize = 8 << 10;
+/// What the last report needed, so that the next buffer fits it the first time.
+static LAST_CAPTURE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `write` against a memory stream and returns what it wrote. The stream writes into
+/// a buffer sized up front (fmemopen) rather than one grown as it fills (open_memstream):
+/// growing it costs about a third of a malloc_info capture. A report that does not fit is
+/// written again into a buffer twice the size.
+///
+/// Writing must never call malloc: malloc_stats prints while it holds each arena's lock,
+/// and a malloc from the caller's own arena (the main arena, on Ruby's main thread) would
+/// then wait on that lock forever. So the stream gets its stdio buffer from us, and a
+/// full stream fails its writes instead of growing.
+fn capture_stream(mut write: impl FnMut(*mut libc::FILE) -> bool) -> io::Result<String> {
+    let mut capacity = (2 * LAST_CAPTURE_BYTES.load(Ordering::Relaxed)).clamp(FIRST_CAPTURE_BYTES, MAX_CAPTURE_BYTES);
+    let mut stdio_buffer = vec![0u8; STDIO_BUFFER_BYTES];
+    loop {
+        let mut buf: Vec<u8> = Vec::with_capacity(capacity);
+        // SAFETY: the stream writes at most `capacity` bytes into buf's spare capacity,
+        // and is closed below while buf is still alive.
+        let stream = unsafe { libc::fmemopen(buf.as_mut_ptr().cast(), capacity, c"w".as_ptr()) };
+        if stream.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: stream is open and unused; stdio_buffer outlives it (closed below).
+        let buffered = unsafe {
+            libc::setvbuf(stream, stdio_buffer.as_mut_ptr().cast(), libc::_IOFBF, STDIO_BUFFER_BYTES) == 0
+        };
+        let wrote = buffered && write(stream);
+        // SAFETY: stream is open; fflush and ferror report whether every write fit.
+        let fitted = unsafe { libc::fflush(stream) == 0 && libc::ferror(stream) == 0 };
+        // SAFETY: stream is open; its position is the number of bytes written.
+        let written = unsafe { libc::ftell(stream) };
+        // SAFETY: stream came from fmemopen and is closed exactly once.
+        let closed = unsafe { libc::fclose(stream) } == 0;
+        // fmemopen keeps the last byte for its terminating NUL: a full buffer overflowed.
+        let len = usize::try_from(written).ok().filter(|&len| fitted && len < capacity);
+        match len {
+            Some(len) if wrote && closed => {
+                // SAFETY: the stream initialised the first `len` bytes of buf.
+                unsafe { buf.set_len(len) };
+                LAST_CAPTURE_BYTES.store(len, Ordering::Relaxed);
+                return Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+            }
+            Some(_) => return Err(io::Error::new(io::ErrorKind::Other, "glibc failed to write its report")),
+            None if capacity < MAX_CAPTURE_BYTES => capacity = (2 * capacity).min(MAX_CAPTURE_BYTES),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("glibc's report did not fit in {MAX_CAPTURE_BYTES} bytes"),
+                ))
+            }
+        }
     }
-    let wrote = write(stream);
-    // SAFETY: stream came from open_memstream and is closed exactly once.
-    let closed = unsafe { libc::fclose(stream) } == 0;
-    let text = if buf.is_null() {
-        String::new()
-    } else {
-        // SAFETY: after fclose, buf points to len bytes that the stream wrote.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
-        String::from_utf8_lossy(bytes).into_owned()
-    };
-    // SAFETY: the buffer was allocated by open_memstream with malloc and is ours to free.
-    unsafe { libc::free(buf.cast()) };
-    if !wrote || !closed {
-        return Err(io::Error::new(io::ErrorKind::Other, "glibc failed to write its report"));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -125,6 +159,22 @@ mod tests {
         let xml = malloc_info_xml().expect("malloc_info");
         assert!(xml.starts_with("<malloc version=\"1\">"), "{xml}");
         assert!(xml.trim_end().ends_with("</malloc>"));
+    }
+
+    #[test]
+    fn a_report_larger_than_the_first_buffer_is_captured_whole() {
+        let line = c"<size from=\"1\" to=\"2\" total=\"3\" count=\"4\"/>\n";
+        let lines = 3 * FIRST_CAPTURE_BYTES / line.count_bytes();
+        let mut calls = 0;
+        let text = capture_stream(|stream| {
+            calls += 1;
+            // SAFETY: line is NUL-terminated and stream is open.
+            (0..lines).all(|_| unsafe { libc::fputs(line.as_ptr(), stream) } >= 0)
+        })
+        .expect("capture");
+        assert_eq!(text.len(), lines * line.count_bytes());
+        assert!(text.lines().all(|l| l == "<size from=\"1\" to=\"2\" total=\"3\" count=\"4\"/>"));
+        assert!(calls >= 2, "the first buffer was too small, so it was written again");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Parses the XML of glibc's `malloc_info(0, …)` into one record per arena plus the
 //! process totals. The format is documented in glibc's malloc/malloc.c (__malloc_info).
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use crate::parse_error::ParseError;
@@ -68,6 +70,10 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
     let mut saw_root = false;
     loop {
         match reader.read_event().map_err(|e| error(e.to_string()))? {
+            // Each arena's free chunks by size class: most of the report, and not read.
+            Event::Start(tag) if tag.name().as_ref() == b"sizes" => {
+                reader.read_to_end(tag.name()).map_err(|e| error(e.to_string()))?;
+            }
             Event::Start(tag) | Event::Empty(tag) => match tag.name().as_ref() {
                 b"malloc" => saw_root = true,
                 b"heap" => current = Some(ArenaInfo { index: attr(&tag, b"nr")?, ..Default::default() }),
@@ -94,36 +100,41 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
 /// Files one `<total>`, `<system>` or `<aspace>` element into the arena being read, or
 /// into the process totals when outside any `<heap>`.
 fn record(tag: &BytesStart, arena: Option<&mut ArenaInfo>, info: &mut MallocInfo) -> Result<(), ParseError> {
-    let kind = text_attr(tag, b"type")?;
+    let kind = attr_value(tag, b"type")?;
     let size: u64 = attr(tag, b"size")?;
-    match (tag.name().as_ref(), kind.as_str(), arena) {
-        (b"total", "fast", Some(a)) => (a.fast_count, a.fast_bytes) = (attr(tag, b"count")?, size),
-        (b"total", "rest", Some(a)) => (a.rest_count, a.rest_bytes) = (attr(tag, b"count")?, size),
-        (b"system", "current", Some(a)) => a.system_current = size,
-        (b"system", "max", Some(a)) => a.system_max = size,
-        (b"aspace", "total", Some(a)) => a.aspace_total = size,
-        (b"aspace", "mprotect", Some(a)) => a.aspace_mprotect = size,
-        (b"aspace", "subheaps", Some(a)) => a.subheaps = Some(size),
-        (b"total", "mmap", None) => (info.mmap_count, info.mmap_bytes) = (attr(tag, b"count")?, size),
-        (b"total", "fast" | "rest", None) => info.reported_free_bytes += size,
-        (b"system", "current", None) => info.reported_system_bytes = size,
+    match (tag.name().as_ref(), kind.as_ref(), arena) {
+        (b"total", b"fast", Some(a)) => (a.fast_count, a.fast_bytes) = (attr(tag, b"count")?, size),
+        (b"total", b"rest", Some(a)) => (a.rest_count, a.rest_bytes) = (attr(tag, b"count")?, size),
+        (b"system", b"current", Some(a)) => a.system_current = size,
+        (b"system", b"max", Some(a)) => a.system_max = size,
+        (b"aspace", b"total", Some(a)) => a.aspace_total = size,
+        (b"aspace", b"mprotect", Some(a)) => a.aspace_mprotect = size,
+        (b"aspace", b"subheaps", Some(a)) => a.subheaps = Some(size),
+        (b"total", b"mmap", None) => (info.mmap_count, info.mmap_bytes) = (attr(tag, b"count")?, size),
+        (b"total", b"fast" | b"rest", None) => info.reported_free_bytes += size,
+        (b"system", b"current", None) => info.reported_system_bytes = size,
         _ => {}
     }
     Ok(())
 }
 
-fn text_attr(tag: &BytesStart, name: &[u8]) -> Result<String, ParseError> {
-    let element = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
-    let found = tag
-        .try_get_attribute(name)
-        .map_err(|e| error(e.to_string()))?
-        .ok_or_else(|| error(format!("<{element}> lacks {}", String::from_utf8_lossy(name))))?;
-    Ok(String::from_utf8_lossy(&found.value).into_owned())
+fn attr_value<'a>(tag: &'a BytesStart, name: &[u8]) -> Result<Cow<'a, [u8]>, ParseError> {
+    match tag.try_get_attribute(name).map_err(|e| error(e.to_string()))? {
+        Some(found) => Ok(found.value),
+        None => Err(error(format!("<{}> lacks {}", lossy(tag.name().as_ref()), lossy(name)))),
+    }
 }
 
 fn attr(tag: &BytesStart, name: &[u8]) -> Result<u64, ParseError> {
-    let text = text_attr(tag, name)?;
-    text.parse().map_err(|_| error(format!("{}={text:?} is not a number", String::from_utf8_lossy(name))))
+    let value = attr_value(tag, name)?;
+    std::str::from_utf8(&value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| error(format!("{}={:?} is not a number", lossy(name), lossy(&value))))
+}
+
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod bundled_jemalloc;
 pub mod glibc;
 pub mod malloc_info;
 pub mod malloc_stats;
+pub mod panic_boundary;
 pub mod parse_error;
 pub mod procfs;
 pub mod workload;

@@ -2,23 +2,23 @@
 //! an unblocking function so Thread#kill and Ctrl-C can stop it.
 
 use std::ffi::c_void;
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::panic_boundary::catch_panic;
 use crate::ruby_api::errors::{check_interrupts, probe_error};
 use magnus::{Error, Ruby};
 
 struct Call<F, R> {
     work: Option<F>,
-    result: Option<std::thread::Result<R>>,
+    result: Option<Result<R, String>>,
 }
 
 unsafe extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void {
     // SAFETY: data is the &mut Call that without_gvl passed, alive for this whole call.
     let call = unsafe { &mut *data.cast::<Call<F, R>>() };
     if let Some(work) = call.work.take() {
-        call.result = Some(panic::catch_unwind(AssertUnwindSafe(work)));
+        call.result = Some(catch_panic(work));
     }
     ptr::null_mut()
 }
@@ -51,12 +51,7 @@ where
         }
         match call.result.take() {
             Some(Ok(value)) => return Ok(value),
-            Some(Err(payload)) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+            Some(Err(message)) => {
                 return Err(probe_error(ruby, "Error", format!("native code panicked: {message}")));
             }
             // Ruby skips the call while any interrupt is pending, a thread-switch timer

@@ -13,7 +13,7 @@ require_relative "allocator_bench/svg_chart"
 
 module AllocatorBench
   Settings = Struct.new(:configs, :requests, :concurrency, :mix, :idle, :repeat, :threads, :sample_interval,
-                        :results_dir, keyword_init: true) do
+                        :results_dir, :plot, keyword_init: true) do
     def self.from_env(env = ENV)
       new(
         configs: Configuration.select(env["CONFIGS"]),
@@ -26,8 +26,19 @@ module AllocatorBench
         repeat: positive(env, "REPEAT", 1),
         threads: positive(env, "THREADS", 25),
         sample_interval: 0.2,
-        results_dir: File.expand_path(env.fetch("RESULTS_DIR", "bench/results"), Dir.pwd)
+        results_dir: File.expand_path(env.fetch("RESULTS_DIR", "bench/results"), Dir.pwd),
+        plot: plot(env)
       )
+    end
+
+    # PLOT=1 draws the terminal plot even into a pipe, PLOT=0 never; unset, on a terminal.
+    def self.plot(env)
+      case env["PLOT"]
+      when nil, "" then $stdout.tty?
+      when "1" then true
+      when "0" then false
+      else raise ArgumentError, "PLOT must be 0 or 1, got #{env["PLOT"].inspect}"
+      end
     end
 
     def self.positive(env, name, default)
@@ -200,7 +211,7 @@ module AllocatorBench
     File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *settings.configs.map { |config| format("%-9s %s", config.name, config.summary) }
-    terminal_plot(runs)
+    terminal_plot(runs) if settings.plot
     puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"
   rescue ArgumentError => e
     abort "rake bench: #{e.message}"
@@ -210,8 +221,6 @@ module AllocatorBench
   end
 
   def self.terminal_plot(runs)
-    return unless $stdout.tty?
-
     require "unicode_plot"
     series = runs.select { |run| run[:samples]&.any? && run[:round] == 1 }
     return if series.empty?
@@ -220,9 +229,10 @@ module AllocatorBench
     plot = UnicodePlot.lineplot(first[:samples].map { |s| s[:t] }, first[:samples].map { |s| s[:rss] / 1e6 },
                                 name: first[:config], title: "RSS (MB) over seconds", width: 60, height: 15)
     rest.each { |run| UnicodePlot.lineplot!(plot, run[:samples].map { |s| s[:t] }, run[:samples].map { |s| s[:rss] / 1e6 }, name: run[:config]) }
+    puts
     plot.render($stdout)
   rescue LoadError
-    nil
+    warn "rake bench: no terminal plot: unicode_plot is missing (bin/setup installs ruby-unicode-plot)"
   end
 end
 

@@ -11,7 +11,7 @@ class BenchTest < Minitest::Test
 
   def bench_env(results)
     { "CONFIGS" => "glibc,arena2", "REQUESTS" => "300", "IDLE" => "2", "RESULTS_DIR" => results,
-      "MIX" => "posts:1,strings:3,churn:1" }
+      "MIX" => "posts:1,strings:3,churn:1", "PLOT" => "1" }
   end
 
   def test_a_small_run_writes_a_full_table_json_and_svg
@@ -36,6 +36,11 @@ class BenchTest < Minitest::Test
       assert_equal 2, REXML::XPath.match(svg, "//polyline").size
       assert_match(/^glibc +\d+/, out)
       assert_match(/^arena2 +\d+/, out)
+      plot = out[/RSS \(MB\) over seconds.*?(?=^JSON:)/m]
+      assert plot, "the terminal plot is drawn:\n#{out}"
+      assert_match(/[\u2801-\u28ff]/, plot, "braille dots of the lines")
+      assert_match(/glibc/, plot)
+      assert_match(/arena2/, plot)
       report[:runs].each { |run| refute File.exist?("/proc/#{run[:server_pid]}"), "server #{run[:server_pid]} is still running" }
     end
   end

@@ -20,6 +20,14 @@ module AllocatorBench
       def stop_all
         running.dup.each(&:stop)
       end
+
+      # Port 0 makes the kernel pick a port no other process listens on.
+      def free_port
+        server = TCPServer.new("127.0.0.1", 0)
+        server.addr[1]
+      ensure
+        server&.close
+      end
     end
 
     attr_reader :pid, :port
@@ -31,7 +39,7 @@ module AllocatorBench
     end
 
     def start
-      @port = free_port
+      @port = self.class.free_port
       env = {
         "RAILS_ENV" => "production", "PORT" => @port.to_s, "BIND" => "127.0.0.1",
         "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
@@ -87,14 +95,6 @@ module AllocatorBench
     end
 
     private
-
-    # Port 0 makes the kernel pick a port no other process listens on.
-    def free_port
-      server = TCPServer.new("127.0.0.1", 0)
-      server.addr[1]
-    ensure
-      server&.close
-    end
 
     def wait_until_healthy
       deadline = monotonic + BOOT_TIMEOUT

@@ -45,7 +45,7 @@ pub fn mallinfo() -> Mallinfo {
     }
 }
 
-/// The XML that `malloc_info(0, …)` writes, captured in memory with `open_memstream`.
+/// The XML that `malloc_info(0, …)` writes, captured in memory (no file, no descriptor).
 pub fn malloc_info_xml() -> io::Result<String> {
     capture_stream(|stream| {
         // SAFETY: stream is a valid, open FILE*; options must be 0.

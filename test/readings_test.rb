@@ -43,6 +43,8 @@ class ReadingsTest < Minitest::Test
     assert_kind_of Integer, detailed.swap
     assert_kind_of Integer, detailed.heap_mappings
     assert_kind_of Hash, BloatProbe.arena_stats.to_h[:arenas].first
+    assert_match(/\A#<BloatProbe::Memory rss=\d+(\.\d)? MiB, anon=.*, file=[^,]*>\z/, memory.inspect)
+    assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+>\z/, detailed.inspect)
   end
 
   def test_allocator_is_glibc_with_its_version

@@ -53,8 +53,10 @@ module BloatProbe
 
     private
 
+    # A nil field was not read (memory's swap without detail: true): left out, so that
+    # it is not mistaken for a zero.
     def inspect_fields
-      to_h.map do |name, value|
+      to_h.compact.map do |name, value|
         shown = self.class::BYTE_FIELDS.include?(name) ? Format.bytes(value) : value.inspect
         "#{name}=#{shown}"
       end

@@ -47,6 +47,25 @@ class ReadingsTest < Minitest::Test
     assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+>\z/, detailed.inspect)
   end
 
+  def test_memory_in_a_forked_child_reads_the_child
+    BloatProbe.memory # the parent's reading keeps /proc/self/statm open
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      before = BloatProbe.memory.rss
+      kept = BloatProbe.churn(count: 2048, min_size: 64 << 10, max_size: 64 << 10, retain: 1.0, window: 0)
+      writer.puts(BloatProbe.memory.rss - before)
+      kept.release
+      exit!(0)
+    end
+    writer.close
+    growth = Integer(reader.read)
+    Process.wait(child)
+    assert_operator growth, :>=, 100 * MiB, "the child's 128 MiB show in the child's RSS"
+  ensure
+    reader&.close
+  end
+
   def test_allocator_is_glibc_with_its_version
     allocator = BloatProbe.allocator
     assert_equal :glibc, allocator.name

@@ -5,7 +5,8 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 
 /// glibc reserves each non-main arena heap as 64 MiB of address space aligned to 64 MiB
 /// (HEAP_MAX_SIZE = 2 × DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
@@ -23,19 +24,32 @@ pub struct Memory {
 pub fn memory() -> io::Result<Memory> {
     // Called on every request, so the file stays open and is re-read with pread, which
     // makes the kernel regenerate it. A forked child inherits the descriptor, which still
-    // describes the parent: the pid tells.
-    static STATM: Mutex<Option<(u32, File)>> = Mutex::new(None);
-    let pid = std::process::id();
+    // describes the parent, so a fork handler retires it: cheaper than asking getpid.
+    static STATM: Mutex<Option<(u64, File)>> = Mutex::new(None);
+    static WATCH_FORKS: Once = Once::new();
+    WATCH_FORKS.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic, which is safe in a child.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
+    });
+    let generation = FORKS.load(Ordering::Relaxed);
     let mut cached = STATM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let file = match cached.take() {
-        Some((owner, file)) if owner == pid => file,
+        Some((opened_in, file)) if opened_in == generation => file,
         _ => File::open("/proc/self/statm")?,
     };
     let mut buf = [0u8; 160];
     let len = file.read_at(&mut buf, 0)?;
-    *cached = Some((pid, file));
+    *cached = Some((generation, file));
     let text = std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     parse_statm(text, page_size())
+}
+
+/// Forks seen by this process's line of descent: a descriptor opened under another
+/// count belongs to an ancestor.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// VmSwap from /proc/self/status.

@@ -19,7 +19,10 @@ class PostgresqlTest < Minitest::Test
     @port = AllocatorBench::Server.free_port
     # PostgreSQL refuses to run as root: then the cluster belongs to the postgres user.
     FileUtils.chown_R("postgres", nil, @dir) if Process.uid.zero?
-    as_owner(File.join(bin, "initdb"), "-D", data_dir, "-U", "postgres", "-A", "trust", "--no-sync")
+    # UTF-8 whatever the machine's locale: without one, initdb would make SQL_ASCII
+    # templates, from which Rails cannot create its UTF-8 database.
+    as_owner(File.join(bin, "initdb"), "-D", data_dir, "-U", "postgres", "-A", "trust", "--no-sync",
+             "-E", "UTF8", "--locale=C")
     as_owner(@pg_ctl, "-D", data_dir, "-l", File.join(@dir, "server.log"), "-w", "-t", "60", "start",
              "-o", "-c listen_addresses=127.0.0.1 -p #{@port} -k #{@dir} -c fsync=off")
     @url = "postgres://postgres@127.0.0.1:#{@port}/bloat_probe_test"

@@ -8,6 +8,10 @@ require "tmpdir"
 require "timeout"
 require "bloat_probe"
 
+# The bench and the children print UTF-8 (×, –, µ) whatever the locale; on a machine that
+# has none set (a fresh minimal Debian), Ruby would read their output as US-ASCII.
+Encoding.default_external = Encoding::UTF_8
+
 module ChildProcess
   LIB = File.expand_path("../lib", __dir__)
   MiB = 1 << 20

@@ -127,7 +127,7 @@ fn capture_stream(mut write: impl FnMut(*mut libc::FILE) -> bool) -> io::Result<
                 LAST_CAPTURE_BYTES.store(len, Ordering::Relaxed);
                 return Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
             }
-            Some(_) => return Err(io::Error::new(io::ErrorKind::Other, "glibc failed to write its report")),
+            Some(_) => return Err(io::Error::other("glibc failed to write its report")),
             None if capacity < MAX_CAPTURE_BYTES => capacity = (2 * capacity).min(MAX_CAPTURE_BYTES),
             None => {
                 return Err(io::Error::new(

@@ -55,6 +55,22 @@ class BenchTest < Minitest::Test
     end
   end
 
+  def test_a_configuration_whose_library_is_missing_gets_a_row_and_the_rest_runs
+    require_relative "../bench/allocator_bench"
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      absent = AllocatorBench::Configuration.new(name: "absent", library: "libbloat_probe_absent.so.1",
+                                                 package: "libbloat-probe-absent1", summary: "not installed anywhere")
+      glibc = AllocatorBench::Configuration.select("glibc")
+      settings = AllocatorBench::Settings.from_env(bench_env(results).merge("REQUESTS" => "100", "IDLE" => "1"))
+      settings.configs = [absent, *glibc]
+      runs = silence_stderr { AllocatorBench::Runner.new(settings).run }
+      table = AllocatorBench::Report.new(runs, settings.to_h).table
+      assert_match(/^absent +skipped: libbloat_probe_absent\.so\.1 not found \(apt-get install libbloat-probe-absent1\)$/, table)
+      assert_match(/^glibc +\d+ +\d+/, table)
+      assert_operator runs.last[:rss_after_idle], :>, 0
+    end
+  end
+
   def test_ctrl_c_stops_every_server_it_started
     Dir.mktmpdir("bloat_probe-bench") do |results|
       env = bench_env(results).merge("REQUESTS" => "100000", "CONFIGS" => "glibc")
@@ -80,6 +96,15 @@ class BenchTest < Minitest::Test
   end
 
   private
+
+  def silence_stderr
+    saved = $stderr
+    $stderr = File.open(File::NULL, "w")
+    yield
+  ensure
+    $stderr.close
+    $stderr = saved
+  end
 
   def children_of(parent)
     Dir["/proc/[0-9]*/stat"].filter_map do |path|

@@ -18,7 +18,8 @@ class DockerComposeTest < Minitest::Test
     services = resolved.fetch("services")
     assert_equal %w[bloat db], services.keys.sort
     bloat = services["bloat"]
-    assert_equal 3000, bloat["ports"].first["target"]
+    # docker-compose 1.29 prints a port with a host address in the short form.
+    assert_equal ["127.0.0.1:3000:3000/tcp"], bloat["ports"], "published on the host's loopback only"
     assert_match %r{\Apostgres://}, bloat.dig("environment", "DATABASE_URL")
     assert_equal "25", bloat.dig("environment", "RAILS_MAX_THREADS")
     assert_match(/postgres/, services.dig("db", "image"))

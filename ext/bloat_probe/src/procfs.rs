@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, OnceLock};
 
 /// glibc reserves each non-main arena heap as 64 MiB of address space aligned to 64 MiB
 /// (HEAP_MAX_SIZE = 2 × DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
@@ -26,15 +26,14 @@ pub fn memory() -> io::Result<Memory> {
     // makes the kernel regenerate it. A forked child inherits the descriptor, which still
     // describes the parent, so a fork handler retires it: cheaper than asking getpid.
     static STATM: Mutex<Option<(u64, File)>> = Mutex::new(None);
-    static WATCH_FORKS: Once = Once::new();
-    WATCH_FORKS.call_once(|| {
-        // SAFETY: registers a handler that only bumps an atomic, which is safe in a child.
-        unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
-    });
+    static FORKS_WATCHED: OnceLock<bool> = OnceLock::new();
+    // SAFETY: registers a handler that only bumps an atomic, which is safe in a child.
+    let watched = *FORKS_WATCHED.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(count_fork)) } == 0);
     let generation = FORKS.load(Ordering::Relaxed);
     let mut cached = STATM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let file = match cached.take() {
-        Some((opened_in, file)) if opened_in == generation => file,
+        // Unwatched (glibc could not register the handler), every call opens afresh.
+        Some((opened_in, file)) if watched && opened_in == generation => file,
         _ => File::open("/proc/self/statm")?,
     };
     let mut buf = [0u8; 160];

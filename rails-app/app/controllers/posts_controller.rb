@@ -2,7 +2,7 @@
 
 class PostsController < ApplicationController
   def index
-    @page = [params.fetch(:page, 1).to_i, 1].max
+    @page = query_params.integer(:page, default: 1, range: 1..100_000)
     @posts = Post.cached_page(@page)
   end
 

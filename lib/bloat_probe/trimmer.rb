@@ -42,6 +42,5 @@ module BloatProbe
     def to_h
       { interval: @interval, trims: @trims, released_bytes: @released_bytes }
     end
-
   end
 end

@@ -1,17 +1,73 @@
 # rails-app with the bloat_probe gem, for people without Debian at hand (macOS).
-# The official Rust image on Debian bookworm: the same Debian as bin/setup expects.
-FROM rust:1-bookworm
+#
+# Three stages: `build` compiles the Rust extension; `runtime` is Debian with Ruby, the
+# app's gems from Debian's packages and the allocators; `lock` resolves Gemfile.lock on
+# top of `runtime` (with the test group's gems, which the image itself leaves out). The
+# image is `runtime` plus the app, the lock and the built .so: no toolchain, no tests.
+#
+# The bases are public images by default; where no registry can be reached, build local
+# stand-ins from Debian's packages with bin/docker-images and pass them in:
+#   eval "$(bin/docker-images)" && docker-compose build
+ARG RUST_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
+FROM ${RUST_IMAGE} AS build
+# rb-sys reads Ruby's headers through bindgen (libclang); Ruby is Debian's, as at run time.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ruby-dev libclang-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# The dependencies in a layer of their own, so that editing the crate's source does not
+# compile them again.
+COPY Cargo.toml Cargo.lock ./
+COPY ext/bloat_probe/Cargo.toml ext/bloat_probe/
+RUN mkdir ext/bloat_probe/src && touch ext/bloat_probe/src/lib.rs \
+ && cargo build --release --locked -p bloat_probe \
+ && rm -rf ext/bloat_probe/src
+COPY ext/bloat_probe/src ext/bloat_probe/src
+RUN touch ext/bloat_probe/src/lib.rs \
+ && cargo build --release --locked -p bloat_probe \
+ && mkdir /ext && cp target/release/libbloat_probe.so /ext/bloat_probe.so \
+ # RubyGems' mark of a built extension (see bloat_probe.gemspec's extension_dir).
+ && touch /ext/gem.build_complete
+
+FROM ${RUNTIME_IMAGE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ruby bundler rake ruby-rails puma ruby-pg ruby-sqlite3 \
+      libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 \
+ && rm -rf /var/lib/apt/lists/* \
+ # One name for jemalloc on amd64 and arm64: LD_PRELOAD=libjemalloc.so.2 works as written.
+ && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2 \
+ && ldconfig
+
+FROM runtime AS lock
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ruby-capybara ruby-selenium-webdriver \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY . .
-# The same set-up as on a Debian machine; the database is the `db` container's.
-RUN bin/setup --no-database && rm -rf target/release/build target/release/deps
+COPY bloat_probe.gemspec ./
+COPY lib/bloat_probe/version.rb lib/bloat_probe/
+COPY rails-app/Gemfile rails-app/
+RUN cd rails-app && bundle lock --local
 
+FROM runtime
+WORKDIR /app
+COPY bloat_probe.gemspec ./
+COPY lib lib
+COPY rails-app rails-app
+COPY --from=lock /app/rails-app/Gemfile.lock rails-app/
+COPY --from=build /ext/ lib/bloat_probe/
 WORKDIR /app/rails-app
 ENV RAILS_ENV=production \
-    BIND=0.0.0.0 \
+    BUNDLE_WITHOUT=test \
+    BUNDLE_FROZEN=true \
+    BINDING=0.0.0.0 \
     PORT=3000 \
     RAILS_MAX_THREADS=25 \
     RAILS_LOG_TO_STDOUT=1
+RUN bundle check && mkdir -p tmp/pids log
 EXPOSE 3000
-CMD ["sh", "-c", "bin/rails db:prepare && exec bundle exec puma -C config/puma.rb"]
+# Waits for the database and prepares it, then runs the command: Puma, 25 threads.
+ENTRYPOINT ["bin/docker-entrypoint"]
+CMD ["bundle", "exec", "rails", "server"]

@@ -19,4 +19,10 @@ Gem::Specification.new do |spec|
   ]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/bloat_probe/Cargo.toml"]
+  # Used from a checkout (Bundler's `path:`), the spec's extension directory would default
+  # to one beside the checkout, where RubyGems finds no gem.build_complete and warns
+  # "Ignoring bloat_probe-... because its extensions are not built". `rake compile` builds
+  # the library into lib/bloat_probe/ and marks it built there. (Not part of a packaged
+  # gem: `gem install` builds into RubyGems' own extension directory.)
+  spec.extension_dir = File.expand_path("lib/bloat_probe", __dir__)
 end

@@ -6,14 +6,16 @@ require_relative "../bench/allocator_bench/configuration"
 require_relative "../bench/allocator_bench/server"
 
 # rails-app in production under Puma, 25 threads, one process, on a free loopback port,
-# driven by 25 concurrent keep-alive clients for a bounded number of requests.
+# started by the documented command (`bundle exec rails server`), driven by 25 concurrent
+# keep-alive clients for a bounded number of requests.
 class PumaSmokeTest < Minitest::Test
   CLIENTS = 25
   REQUESTS_EACH = 8
 
   def setup
-    log = File.join(Dir.mktmpdir("bloat_probe-smoke"), "puma.log")
-    @server = AllocatorBench::Server.new(AllocatorBench::Configuration.select("glibc").first, threads: 25, log_path: log)
+    @log = File.join(Dir.mktmpdir("bloat_probe-smoke"), "puma.log")
+    @server = AllocatorBench::Server.new(AllocatorBench::Configuration.select("glibc").first, threads: 25,
+                                         log_path: @log, command: :rails_server)
     @server.start
   end
 
@@ -35,5 +37,9 @@ class PumaSmokeTest < Minitest::Test
     after = @server.stats.dig("arena_stats", "arena_count")
     assert_operator after, :>, 1, "arenas before #{before}, after #{after}"
     assert @server.alive?
+    log = File.read(@log)
+    assert_match(/Max threads: 25$/, log)
+    assert_match(/Environment: production$/, log)
+    assert_match(%r{Listening on http://127\.0\.0\.1:#{@server.port}$}, log, "loopback only")
   end
 end

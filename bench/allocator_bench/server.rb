@@ -9,6 +9,11 @@ module AllocatorBench
   class Server
     APP_DIR = File.expand_path("../../rails-app", __dir__)
     BOOT_TIMEOUT = 90
+    # Both read config/puma.rb: the documented `rails server`, and Puma's own command line.
+    COMMANDS = {
+      rails_server: %w[bundle exec rails server],
+      puma: %w[bundle exec puma -C config/puma.rb]
+    }.freeze
 
     class BootError < StandardError; end
 
@@ -32,23 +37,25 @@ module AllocatorBench
 
     attr_reader :pid, :port
 
-    def initialize(config, threads:, log_path:)
+    def initialize(config, threads:, log_path:, command: :puma)
       @config = config
       @threads = threads
       @log_path = log_path
+      @command = COMMANDS.fetch(command)
     end
 
     def start
       @port = self.class.free_port
       env = {
-        "RAILS_ENV" => "production", "PORT" => @port.to_s, "BIND" => "127.0.0.1",
+        "RAILS_ENV" => "production", "PORT" => @port.to_s, "BINDING" => "127.0.0.1",
         "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
         "RAILS_LOG_LEVEL" => "warn", "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
-        "BLOAT_PROBE_TRIM_INTERVAL" => nil
+        "BLOAT_PROBE_TRIM_INTERVAL" => nil,
+        # `rails server` writes one; servers side by side must not share it.
+        "PIDFILE" => File.join(File.dirname(@log_path), "server-#{@port}.pid")
       }.merge(@config.server_env)
-      # bundle exec replaces itself with puma, so this pid is the server's own.
-      @pid = Process.spawn(env, "bundle", "exec", "puma", "-C", "config/puma.rb",
-                           chdir: APP_DIR, out: @log_path, err: %i[child out], pgroup: true)
+      # bundle exec (and the rails command) replace themselves, so this pid is the server's.
+      @pid = Process.spawn(env, *@command, chdir: APP_DIR, out: @log_path, err: %i[child out], pgroup: true)
       self.class.running << self
       wait_until_healthy
       self

@@ -18,6 +18,10 @@ module BloatyMcBloatface
     # ab -k speaks HTTP/1.0 keep-alive, which needs a Content-Length on every response.
     config.middleware.insert_before 0, Rack::ContentLength
 
+    # The database unreachable (PostgreSQL restarting under docker-compose) is a 503, not
+    # a 500; the log names the error, and the next request reconnects.
+    config.action_dispatch.rescue_responses["ActiveRecord::ConnectionNotEstablished"] = :service_unavailable
+
     # Switches of the lab; see README. Each is off unless its variable is set.
     config.x.bloat_probe.dashboard = ENV["BLOAT_PROBE_DASHBOARD"].present?
     config.x.bloat_probe.allow_remote = ENV["BLOAT_PROBE_ALLOW_REMOTE"].present?

@@ -1,0 +1,250 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "net/http"
+require "shellwords"
+require "socket"
+
+# The seed's path on a real Docker engine: build the image (cached), bring docker-compose.yml
+# up under a compose project of its own on a free loopback port, seed, the seed's `ab`
+# load, the probe from inside the container, the database going away and coming back, and
+# the allocator switched from the shell. Everything the project made is removed at the
+# end, also when a step fails or the run is interrupted.
+#
+# Run alone with `bin/rake test:docker`. The images are local stand-ins built from
+# Debian's packages by bin/docker-images (no registry here) unless RUST_IMAGE,
+# RUNTIME_IMAGE and POSTGRES_IMAGE name others.
+class DockerTest < Minitest::Test
+  ROOT = File.expand_path("..", __dir__)
+  IMAGE_SETTINGS = %w[RUST_IMAGE RUNTIME_IMAGE POSTGRES_IMAGE].freeze
+  # The seed's load, as its README gives it.
+  AB_REQUESTS = 1000
+  AB_CONCURRENCY = 25
+  CONFIGURATIONS = {
+    "glibc" => {},
+    "arena2" => { "MALLOC_ARENA_MAX" => "2" },
+    "jemalloc" => { "LD_PRELOAD" => "libjemalloc.so.2" }
+  }.freeze
+
+  def setup
+    skip_or_fail_without_engine
+    @project = "bloatprobe-test-#{Process.pid}"
+    @port = free_port
+    @env = image_settings.merge("PORT" => @port.to_s, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil)
+    compose("build", "--force-rm", timeout: 1800)
+  end
+
+  def teardown
+    return unless @project
+
+    remove_stack
+    %w[container network volume].each do |kind|
+      left = capture("docker", kind, "ls", "-q", "--filter", "label=com.docker.compose.project=#{@project}",
+                     *(kind == "container" ? ["-a"] : []))
+      assert_empty left.strip, "#{kind}s of #{@project} left behind"
+    end
+  end
+
+  # Minitest lets Interrupt and signals pass teardown by; the stack comes down all the same.
+  def run
+    super
+  ensure
+    remove_stack if @project && !@removed
+  end
+
+  def test_the_seed_path_the_probe_and_the_allocator_switch
+    waits_for_the_database_without_serving_errors
+    an_unseeded_database_renders_an_empty_list
+    seeds_both_ways
+    rows = CONFIGURATIONS.map do |name, env|
+      restart_with(env) unless name == "glibc"
+      load_and_measure(name)
+    end
+    assert_operator rows.find { _1[:name] == "arena2" }[:arenas], :<=, 2
+    assert_equal "jemalloc", rows.find { _1[:name] == "jemalloc" }[:allocator]
+    print_table(rows)
+  end
+
+  def test_the_probe_in_the_container_and_the_database_going_away
+    compose("up", "-d")
+    wait_for_posts
+    probe_from_runner_and_console
+    answers_503_while_the_database_is_stopped_and_recovers
+  end
+
+  private
+
+  # --- the steps ---------------------------------------------------------------------
+
+  # The app first, alone: its entrypoint waits for PostgreSQL (nothing listens on the port
+  # meanwhile, so no client can get a 500), then prepares the database once it is there.
+  def waits_for_the_database_without_serving_errors
+    compose("up", "-d", "--no-deps", "bloat")
+    deadline = monotonic + 8
+    while monotonic < deadline
+      code = status_of("/posts")
+      refute_equal 500, code, "a 500 while the database was not there yet"
+      sleep 0.5
+    end
+    assert_match(/waiting for the database/, compose("logs", "bloat"))
+    compose("up", "-d")
+    wait_for_posts
+  end
+
+  def an_unseeded_database_renders_an_empty_list
+    body = get("/posts").body
+    assert_match(%r{<h1>Posts</h1>}, body)
+    assert_equal 0, body.scan(%r{href="/posts/\d+"}).size, "no post links before the seed"
+  end
+
+  def seeds_both_ways
+    assert_match(/Seeded 1000 posts/, compose("exec", "-T", "bloat", "bin/rails", "db:seed"))
+    assert_match(/Seeded 1000 posts/, compose("exec", "-T", "bloat", "bundle", "exec", "rails", "db:seed"))
+    assert_operator get("/posts").body.scan(%r{href="/posts/\d+"}).size, :>, 0
+  end
+
+  def restart_with(env)
+    @env = @env.merge(env)
+    compose("up", "-d")
+    wait_for_posts
+  end
+
+  def load_and_measure(name)
+    out = capture("timeout", "--kill-after=5", "600", "ab", "-k", "-c", AB_CONCURRENCY.to_s, "-n", AB_REQUESTS.to_s,
+                  "http://127.0.0.1:#{@port}/posts")
+    assert_match(/^Complete requests:\s+#{AB_REQUESTS}$/, out, "#{name}: ab")
+    assert_match(/^Failed requests:\s+0$/, out, "#{name}: ab")
+    refute_match(/^Non-2xx responses/, out, "#{name}: ab")
+    stats = JSON.parse(get("/bloat/stats.json").body)
+    arena_stats = stats.fetch("arena_stats")
+    {
+      name: name, docker_stats: docker_stats_memory, rss: arena_stats.fetch("rss"),
+      arenas: arena_stats["arena_count"], allocator: arena_stats.fetch("allocator"),
+      req_per_s: out[/^Requests per second:\s+([\d.]+)/, 1].to_f
+    }
+  end
+
+  def probe_from_runner_and_console
+    runner = compose("exec", "-T", "bloat", "bin/rails", "runner", "p BloatProbe.arena_stats")
+    assert_match(/#<BloatProbe::ArenaStats glibc [\d.]+, rss=.*, \d+ arenas/, runner)
+    assert_match(/^\s+0\s+[\d.]+ \w+/, runner, "one line per arena")
+    console = compose("exec", "-T", "bloat", "bin/rails", "console", stdin: "BloatProbe.arena_stats\n")
+    assert_match(/#<BloatProbe::ArenaStats glibc/, console)
+    refute_match(/Ignoring bloat_probe/, console)
+  end
+
+  # Pages not served yet are read from the database, so each request below misses the cache.
+  def answers_503_while_the_database_is_stopped_and_recovers
+    compose("stop", "db")
+    assert_equal 503, status_of("/posts?page=7")
+    assert_match(/ActiveRecord::ConnectionNotEstablished/, compose("logs", "--tail", "40", "bloat"))
+    compose("start", "db")
+    deadline = monotonic + 60
+    code = nil
+    (8..).each do |page|
+      code = status_of("/posts?page=#{page}")
+      break if code == 200 || monotonic > deadline
+
+      sleep 1
+    end
+    assert_equal 200, code, "/posts once the database is back, without restarting the app"
+  end
+
+  # --- measuring -----------------------------------------------------------------------
+
+  # What the seed's author compared: the container's memory as `docker stats` reports it.
+  def docker_stats_memory
+    id = compose("ps", "-q", "bloat").strip
+    capture("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", id).split(" / ").first
+  end
+
+  def print_table(rows)
+    glibc = rows.first
+    puts "\nThe seed's load (ab -k -c #{AB_CONCURRENCY} -n #{AB_REQUESTS} /posts) under Docker:"
+    puts format("%-10s %14s %10s %7s %10s %8s", "config", "docker stats", "RSS (MB)", "arenas", "allocator", "req/s")
+    rows.each do |row|
+      puts format("%-10s %14s %10.0f %7s %10s %8.1f", row[:name], row[:docker_stats], row[:rss] / 1e6,
+                  row[:arenas] || "-", row[:allocator], row[:req_per_s])
+    end
+    puts format("RSS ratio to glibc: %s",
+                rows.drop(1).map { |row| format("%s %.2f", row[:name], row[:rss].fdiv(glibc[:rss])) }.join(", "))
+  end
+
+  # --- plumbing ------------------------------------------------------------------------
+
+  def remove_stack
+    @removed = true
+    compose("down", "-v", "--remove-orphans", "--timeout", "5", check: false)
+  end
+
+  def skip_or_fail_without_engine
+    engine = system("docker", "info", out: File::NULL, err: File::NULL) && !compose_command.nil?
+    return if engine
+
+    message = "no Docker engine with Compose here (docker info, docker compose / docker-compose)"
+    flunk message if ENV["CI"] == "true"
+    skip message
+  end
+
+  def compose_command
+    @compose_command ||= if system("docker", "compose", "version", out: File::NULL, err: File::NULL)
+                           %w[docker compose]
+                         elsif system("docker-compose", "version", out: File::NULL, err: File::NULL)
+                           %w[docker-compose]
+                         end
+  end
+
+  def image_settings
+    return ENV.to_h.slice(*IMAGE_SETTINGS) if IMAGE_SETTINGS.all? { ENV[_1] }
+
+    out = capture(File.join(ROOT, "bin/docker-images"), timeout: 1800)
+    out.scan(/^export (\w+)=(\S+)$/).to_h
+  end
+
+  def compose(*args, check: true, timeout: 300, stdin: nil)
+    command = [*compose_command, "-p", @project, "-f", File.join(ROOT, "docker-compose.yml"), *args]
+    capture(*command, check: check, timeout: timeout, stdin: stdin)
+  end
+
+  # Every child is bounded in time; stderr comes along (compose logs there).
+  def capture(*command, check: true, timeout: 300, stdin: nil)
+    out, status = Open3.capture2e(@env || {}, "timeout", "--kill-after=5", timeout.to_s, *command,
+                                  chdir: ROOT, stdin_data: stdin.to_s)
+    assert status.success?, "#{command.shelljoin} failed (#{status}):\n#{out.lines.last(30).join}" if check
+    out
+  end
+
+  def get(path)
+    Net::HTTP.start("127.0.0.1", @port, open_timeout: 2, read_timeout: 60) { |http| http.get(path) }
+  end
+
+  def status_of(path)
+    get(path).code.to_i
+  rescue SystemCallError, EOFError, Net::OpenTimeout, Net::ReadTimeout
+    nil
+  end
+
+  def wait_for_posts(timeout: 120)
+    deadline = monotonic + timeout
+    code = nil
+    until monotonic > deadline
+      code = status_of("/posts")
+      return if code == 200
+
+      refute_equal 500, code, "/posts answered 500 while the stack started"
+      sleep 1
+    end
+    flunk "/posts did not answer 200 within #{timeout}s (last: #{code.inspect}):\n#{compose("logs", "--tail", "30", check: false)}"
+  end
+
+  def free_port
+    server = TCPServer.new("127.0.0.1", 0)
+    server.addr[1]
+  ensure
+    server&.close
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+end

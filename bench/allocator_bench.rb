@@ -56,43 +56,58 @@ module AllocatorBench
     end
   end
 
-  # A one-line progress bar on stderr, redrawn in place when stderr is a terminal.
+  # Progress on stderr, from ruby-progressbar: on a terminal, a bar redrawn in place with
+  # the elapsed time and an estimate of what is left; otherwise one plain line per phase.
+  # Each run of a configuration counts the same: booting is its first tenth, the load up to
+  # eight tenths (by requests answered), the idle tail the rest (by time), so the estimate
+  # is the pace of the runs done so far applied to those left.
   class Progress
-    def initialize(steps, io: $stderr)
-      @steps = steps
-      @done = 0
+    UNITS_PER_RUN = 100
+    PHASES = { boot: 0...10, load: 10...80, idle: 80...100 }.freeze
+    BAR_FORMAT = "%t |%B| %a,%E"
+    LINE_FORMAT = "%t (%p%%, %a,%E)"
+    DONE_FORMAT = "%t |%B| %a"
+
+    def initialize(runs, io: $stderr)
+      require "ruby-progressbar"
+      require "ruby-progressbar/outputs/null"
       @io = io
       @tty = io.tty?
+      @run = 0
+      # Finished by #finish only: at the total, the estimate would turn into a second
+      # elapsed time.
+      @bar = ProgressBar.create(title: "starting", total: runs * UNITS_PER_RUN, format: BAR_FORMAT, smoothing: 0.0,
+                                autofinish: false, output: @tty ? io : ProgressBar::Outputs::Null)
     end
 
-    def step(label)
-      @label = label
-      draw
+    # phase: :boot, :load or :idle; done: the share of that phase done, 0.0..1.0.
+    def update(label, phase, done = 0.0)
+      span = PHASES.fetch(phase)
+      @bar.title = label
+      units = @run * UNITS_PER_RUN + span.begin + ((span.end - span.begin) * done.clamp(0.0, 1.0)).floor
+      @bar.progress = [units, @bar.total - 1].min
+      @io.puts(@bar.to_s(LINE_FORMAT)) if !@tty && phase != @phase
+      @phase = phase
     end
 
-    def advance
-      @done += 1
-      draw
+    def finish_run
+      @run += 1
+      @phase = nil
+      @bar.progress = [@run * UNITS_PER_RUN, @bar.total - 1].min
     end
 
     def finish
-      @io.puts if @tty
-    end
-
-    def draw
-      width = 30
-      filled = (width * @done / @steps.to_f).round
-      line = "[#{"#" * filled}#{"." * (width - filled)}] #{@done}/#{@steps} #{@label}"
-      @tty ? @io.print("\r\e[K#{line}") : @io.puts(line)
+      @bar.title = "done"
+      @bar.format = DONE_FORMAT
+      @bar.finish
+      @io.puts(@bar.to_s(DONE_FORMAT)) unless @tty
     end
   end
 
   class Runner
-    PHASES = 3 # boot, load, idle tail
-
     def initialize(settings)
       @settings = settings
-      @progress = Progress.new(settings.configs.size * settings.repeat * PHASES)
+      @progress = Progress.new(settings.configs.size * settings.repeat)
       @started = Time.now
     end
 
@@ -116,29 +131,28 @@ module AllocatorBench
 
     private
 
-    def label(config, round, text)
-      @progress.step("#{config.name}#{@settings.repeat > 1 ? " (round #{round})" : ""}: #{text}")
+    def label(config, round, text, phase, done = 0.0)
+      @progress.update("#{config.name}#{@settings.repeat > 1 ? " (round #{round})" : ""}: #{text}", phase, done)
     end
 
     def run_one(config, round)
       run = { config: config.name, round: round }
       if (why = config.missing)
-        PHASES.times { @progress.advance }
+        @progress.finish_run
         return run.merge(skipped: why)
       end
 
       log_path = File.join(@settings.results_dir, "#{stamp}-#{config.name}-#{round}.log")
       server = Server.new(config, threads: @settings.threads, log_path: log_path)
       boot_started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      label(config, round, "booting")
+      label(config, round, "booting", :boot)
       begin
         server.start
       rescue Server::BootError => e
-        PHASES.times { @progress.advance }
+        @progress.finish_run
         warn "\n#{config.name}: #{e.message}; the tail of #{log_path}:\n#{server.log_tail}"
         return run.merge(failed: e.message)
       end
-      @progress.advance
       run[:server_pid] = server.pid
       measure(server, config, round, run, boot_started)
     ensure
@@ -151,14 +165,14 @@ module AllocatorBench
       sampler.phase = "load"
       load = Load.new(requests: @settings.requests, concurrency: @settings.concurrency, mix: @settings.mix,
                       max_seconds: 600).run(server.port) do |answered|
-        label(config, round, "load, #{answered}/#{@settings.requests} requests")
+        label(config, round, "load, #{answered}/#{@settings.requests} requests", :load,
+              answered.fdiv(@settings.requests))
       end
       run[:rss_end_of_load] = server.rss
-      @progress.advance
       sampler.phase = "idle"
       idle_tail(server, config, round)
       run[:rss_after_idle] = server.rss
-      @progress.advance
+      @progress.finish_run
       stats = server.stats
       sampler.stop
       run.merge(load_figures(load), arena_figures(stats), trimmer: stats["trimmer"], rss_peak: sampler.peak,
@@ -172,7 +186,7 @@ module AllocatorBench
     def idle_tail(server, config, round)
       deadline = monotonic + @settings.idle
       while (left = deadline - monotonic).positive?
-        label(config, round, "idle tail, #{left.ceil} s left")
+        label(config, round, "idle tail, #{left.ceil} s left", :idle, 1 - left / @settings.idle)
         server.get("/posts?page=#{rand(1..20)}")
         sleep 0.25
       end
@@ -210,6 +224,7 @@ module AllocatorBench
     title = "RSS of one Puma process, #{settings.threads} threads (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
     File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
+    puts "", *report.findings
     puts "", *settings.configs.map { |config| format("%-9s %s", config.name, config.summary) }
     terminal_plot(runs) if settings.plot
     puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"

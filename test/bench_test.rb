@@ -42,6 +42,28 @@ class BenchTest < Minitest::Test
       assert_match(/glibc/, plot)
       assert_match(/arena2/, plot)
       report[:runs].each { |run| refute File.exist?("/proc/#{run[:server_pid]}"), "server #{run[:server_pid]} is still running" }
+      assert_findings(out, report)
+      assert_plain_progress(err)
+    end
+  end
+
+  def test_on_a_terminal_the_progress_is_a_bar_with_elapsed_time_and_an_estimate
+    require "pty"
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      env = bench_env(results).merge("CONFIGS" => "glibc", "REQUESTS" => "100", "IDLE" => "1", "PLOT" => "0")
+      screen = +""
+      PTY.spawn(env, "timeout", "--kill-after=5", "120", RbConfig.ruby, SCRIPT, chdir: ROOT) do |reader, _writer, pid|
+        begin
+          reader.each_char { |char| screen << char }
+        rescue Errno::EIO
+          nil # the terminal closes when the bench exits
+        end
+        Process.wait(pid)
+      end
+      assert $?.success?, screen
+      assert_match(%r{\rglibc: load, \d+/100 requests \|[= ]+\| Time: \d\d:\d\d:\d\d, ETA: \d\d:\d\d:\d\d}, screen)
+      assert_match(%r{\rdone \|=+\| Time: \d\d:\d\d:\d\d\r\n}, screen)
+      refute_match(/Time: [\d:]+,Time/, screen)
     end
   end
 
@@ -96,6 +118,31 @@ class BenchTest < Minitest::Test
   end
 
   private
+
+  # The sentences after the table restate figures of this run's JSON rows.
+  def assert_findings(out, report)
+    rows = report[:rows].to_h { |row| [row[:config], row] }
+    findings = report[:findings]
+    assert_equal 3, findings.size, findings.inspect
+    findings.each { |sentence| assert_includes out, sentence }
+    glibc = rows["glibc"]
+    arena2 = rows["arena2"]
+    best = rows.values.min_by { _1[:rss_after_idle] }
+    assert_match(/^Lowest RSS after the idle tail: #{best[:config]}, #{format("%.0f", best[:rss_after_idle] / 1e6)} MB/,
+                 findings[0])
+    assert_includes findings[1], format("glibc's RSS was %.1f× the memory in use", glibc[:rss_per_in_use])
+    assert_includes findings[2], format("glibc's RSS was %.2f× arena2's", glibc[:rss_end_of_load].fdiv(arena2[:rss_end_of_load]))
+  end
+
+  # Not a terminal: one plain line per phase, with the elapsed time, and an estimate once
+  # the first configuration has run.
+  def assert_plain_progress(err)
+    assert_match(/^glibc: booting \(0%, Time: 00:00:\d\d, ETA: \?\?:\?\?:\?\?\)$/, err)
+    assert_match(%r{^glibc: load, \d+/300 requests \(\d+%, Time: \d\d:\d\d:\d\d, ETA: \d\d:\d\d:\d\d\)$}, err)
+    assert_match(/^arena2: booting \(50%, Time: \d\d:\d\d:\d\d, ETA: \d\d:\d\d:\d\d\)$/, err)
+    assert_match(/^done \|=+\| Time: \d\d:\d\d:\d\d$/, err)
+    refute_match(/\r/, err, "no redrawing outside a terminal")
+  end
 
   def silence_stderr
     saved = $stderr

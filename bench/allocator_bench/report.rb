@@ -39,8 +39,17 @@ module AllocatorBench
       render(headers, body)
     end
 
+    # Two or three sentences that say what this run showed, each from figures it measured;
+    # a sentence whose figures are missing (a skipped glibc or arena2) is left out.
+    def findings
+      done = @rows.reject { |row| row[:skipped] || row[:failed] }
+      glibc = done.find { |row| row[:config] == "glibc" }
+      arena2 = done.find { |row| row[:config] == "arena2" }
+      [lowest_after_idle(done, glibc), glibc_overhead(glibc), glibc_against_arena2(glibc, arena2)].compact
+    end
+
     def to_h
-      { settings: @settings, rows: @rows, runs: @runs }
+      { settings: @settings, findings: findings, rows: @rows, runs: @runs }
     end
 
     def write_json(path)
@@ -48,6 +57,38 @@ module AllocatorBench
     end
 
     private
+
+    def lowest_after_idle(done, glibc)
+      best = done.select { |row| row[:rss_after_idle] }.min_by { |row| row[:rss_after_idle] }
+      return unless best
+
+      sentence = "Lowest RSS after the idle tail: #{best[:config]}, #{mb(best[:rss_after_idle])} MB"
+      if glibc && best != glibc && glibc[:rss_after_idle] && glibc[:rps] && best[:rps]
+        sentence += format(" (%.2f× glibc's %s MB), at %.0f req/s against glibc's %.0f (%.2f×)",
+                           best[:rss_after_idle].fdiv(glibc[:rss_after_idle]), mb(glibc[:rss_after_idle]),
+                           best[:rps], glibc[:rps], best[:rps].fdiv(glibc[:rps]))
+      end
+      "#{sentence}."
+    end
+
+    def glibc_overhead(glibc)
+      return unless glibc && glibc[:rss_per_in_use] && glibc[:in_use] && glibc[:free]
+
+      format("glibc's RSS was %.1f× the memory in use in its arenas at the end (%s MB in use, %s MB free " \
+             "inside %d arenas).", glibc[:rss_per_in_use], mb(glibc[:in_use]), mb(glibc[:free]), glibc[:arena_count])
+    end
+
+    def glibc_against_arena2(glibc, arena2)
+      return unless glibc && arena2 && glibc[:rss_end_of_load] && arena2[:rss_end_of_load]&.positive?
+
+      format("At the end of the load glibc's RSS was %.2f× arena2's (MALLOC_ARENA_MAX=2): %s MB against %s MB.",
+             glibc[:rss_end_of_load].fdiv(arena2[:rss_end_of_load]), mb(glibc[:rss_end_of_load]),
+             mb(arena2[:rss_end_of_load]))
+    end
+
+    def mb(bytes)
+      format("%.0f", bytes / 1e6)
+    end
 
     # One row per configuration: the median over REPEAT runs, with min and max.
     def summarise(name, group)
@@ -74,7 +115,7 @@ module AllocatorBench
       value = row[key]
       return "-" if value.nil?
 
-      one = ->(v) { style == :mb ? format("%.0f", v / 1e6) : format(style, v) }
+      one = ->(v) { style == :mb ? mb(v) : format(style, v) }
       range = row[:"#{key}_range"]
       range ? "#{one.call(value)} (#{one.call(range[0])}–#{one.call(range[1])})" : one.call(value)
     end

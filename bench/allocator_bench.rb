@@ -21,7 +21,7 @@ module AllocatorBench
         concurrency: positive(env, "CONCURRENCY", 25),
         # Most requests are ordinary; one in 40 is heavy. Each Puma thread that serves a
         # heavy one leaves its arena at that high-water mark (see README).
-        mix: Mix.new(env.fetch("MIX", "posts:10,strings:29,churn:1")),
+        mix: Mix.new(env["MIX"].to_s.strip.empty? ? "posts:10,strings:29,churn:1" : env["MIX"]),
         idle: positive(env, "IDLE", 15),
         repeat: positive(env, "REPEAT", 1),
         threads: positive(env, "THREADS", 25),

@@ -15,6 +15,7 @@ module BloatProbe
 end
 
 require_relative "bloat_probe/version"
+require_relative "bloat_probe/setting"
 begin
   # `rake compile` builds it here, as magnus gems do.
   require_relative "bloat_probe/bloat_probe"

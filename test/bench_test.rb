@@ -67,6 +67,39 @@ class BenchTest < Minitest::Test
     end
   end
 
+  def test_bad_settings_stop_it_at_once_with_a_message
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      {
+        { "CONFIGS" => "," } => /CONFIGS names no configuration, got ","/,
+        { "CONFIGS" => "glibc,nope" } => /unknown configuration "nope"/,
+        { "MIX" => "," } => /MIX names no route, got ","/,
+        { "MIX" => "posts:0" } => /MIX weight for posts must be a whole number >= 1, got "0"/,
+        { "REQUESTS" => "0" } => /REQUESTS must be a whole number >= 1, got "0"/,
+        { "CONCURRENCY" => "abc" } => /CONCURRENCY must be a whole number >= 1, got "abc"/
+      }.each do |env, message|
+        out, status = Open3.capture2e(bench_env(results).merge(env), "timeout", "--kill-after=5", "30",
+                                      RbConfig.ruby, SCRIPT, chdir: ROOT)
+        assert_equal 1, status.exitstatus, "#{env}: #{out}"
+        assert_match(/\Arake bench: /, out, env.inspect)
+        assert_match message, out
+      end
+      assert_empty Dir[File.join(results, "*.json")], "no report from a run that did not start"
+    end
+  end
+
+  # Fewer requests than wrk has threads, or one connection: wrk still runs, and stops.
+  def test_one_request_or_one_connection_runs_and_stops
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      [{ "REQUESTS" => "1" }, { "CONCURRENCY" => "1", "REQUESTS" => "20" }].each do |env|
+        env = bench_env(results).merge("CONFIGS" => "glibc", "IDLE" => "1", "PLOT" => "0").merge(env)
+        out, status = Open3.capture2e(env, "timeout", "--kill-after=5", "120", RbConfig.ruby, SCRIPT, chdir: ROOT)
+        assert status.success?, "#{env}: #{out}"
+        report = JSON.parse(File.read(out[/^JSON: (\S+)/, 1]), symbolize_names: true)
+        assert_operator report[:rows].first[:rps], :>, 0, env.inspect
+      end
+    end
+  end
+
   def test_a_server_that_fails_to_boot_gets_a_row_and_its_log
     Dir.mktmpdir("bloat_probe-bench") do |results|
       env = bench_env(results).merge("CONFIGS" => "glibc", "DATABASE_URL" => "nonsense://nowhere/db")

@@ -26,9 +26,12 @@ module AllocatorBench
       return all if names.nil? || names.strip.empty?
 
       by_name = all.to_h { |config| [config.name, config] }
-      names.split(",").map(&:strip).map do |name|
+      chosen = names.split(",").map(&:strip).reject(&:empty?).map do |name|
         by_name.fetch(name) { raise ArgumentError, "unknown configuration #{name.inspect}; known: #{by_name.keys.join(", ")}" }
       end
+      raise ArgumentError, "CONFIGS names no configuration, got #{names.inspect}; known: #{by_name.keys.join(", ")}" if chosen.empty?
+
+      chosen
     end
 
     def library_path

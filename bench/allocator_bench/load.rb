@@ -17,7 +17,7 @@ module AllocatorBench
     }.freeze
 
     def initialize(spec)
-      @weights = spec.split(",").to_h do |part|
+      @weights = spec.split(",").reject { |part| part.strip.empty? }.to_h do |part|
         name, weight = part.strip.split(":", 2)
         raise ArgumentError, "unknown route #{name.inspect} in MIX; known: #{ROUTES.keys.join(", ")}" unless ROUTES.key?(name)
 
@@ -26,6 +26,7 @@ module AllocatorBench
 
         [name, count]
       end
+      raise ArgumentError, "MIX names no route, got #{spec.inspect}; known: #{ROUTES.keys.join(", ")}" if @weights.empty?
     end
 
     # 20 rounds of the weighted routes, interleaved, for wrk to cycle through.
@@ -52,9 +53,12 @@ module AllocatorBench
 
     # Yields the count of answered requests as it grows.
     def run(port)
+      # wrk needs a connection per thread, and a thread whose share is no request would
+      # never report done.
+      threads = [WRK_THREADS, @concurrency, @requests].min
       env = { "BENCH_PATHS" => @mix.paths.join(" "), "BENCH_REQUESTS" => @requests.to_s,
-              "BENCH_THREADS" => WRK_THREADS.to_s }
-      command = ["wrk", "-t#{WRK_THREADS}", "-c#{@concurrency}", "-d#{@max_seconds}s", "--timeout", "30s",
+              "BENCH_THREADS" => threads.to_s }
+      command = ["wrk", "-t#{threads}", "-c#{@concurrency}", "-d#{@max_seconds}s", "--timeout", "30s",
                  "-s", SCRIPT, "http://127.0.0.1:#{port}/"]
       out = +""
       status = Open3.popen2e(env, *command) do |_stdin, output, waiter|
@@ -67,7 +71,7 @@ module AllocatorBench
             yield answered if block_given?
           elsif line.start_with?("THREAD_DONE")
             finished_threads += 1
-            Process.kill("INT", waiter.pid) if finished_threads == WRK_THREADS
+            Process.kill("INT", waiter.pid) if finished_threads == threads
           end
         end
         waiter.value

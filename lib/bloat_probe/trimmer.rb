@@ -5,6 +5,9 @@ module BloatProbe
   # back the free pages inside its arenas, which plain free() leaves resident. The trim
   # runs with the GVL released, so request threads keep running meanwhile.
   class Trimmer
+    # Shorter would keep a core busy trimming; longer than a day, and no one sees it work.
+    INTERVALS = 0.01..86_400.0
+
     attr_reader :interval, :trims, :released_bytes
 
     def self.start(interval:)
@@ -12,8 +15,11 @@ module BloatProbe
     end
 
     def initialize(interval:)
-      unless interval.is_a?(Numeric) && interval.positive? && interval.finite?
-        raise ArgumentError, "interval must be a positive number of seconds, got #{interval.inspect}"
+      unless interval.is_a?(Numeric)
+        raise TypeError, "interval must be a number of seconds, got #{BloatProbe.excerpt(interval)} (#{interval.class})"
+      end
+      unless INTERVALS.cover?(interval)
+        raise RangeError, "interval must be in #{INTERVALS} seconds, got #{BloatProbe.excerpt(interval)}"
       end
 
       @interval = interval
@@ -21,8 +27,12 @@ module BloatProbe
       @released_bytes = 0
     end
 
+    # Starts the thread, or starts it again where it is gone: in a forked child (a Puma
+    # worker after preload_app!) the parent's thread does not exist.
     def start
-      @thread ||= Thread.new do
+      return self if @thread&.alive?
+
+      @thread = Thread.new do
         Thread.current.name = "bloat_probe-trimmer"
         loop do
           sleep @interval

@@ -10,6 +10,7 @@ require "action_view/railtie"
 require "rails/test_unit/railtie"
 
 Bundler.require(*Rails.groups)
+require_relative "../lib/malformed_query_guard"
 
 module BloatyMcBloatface
   class Application < Rails::Application
@@ -17,15 +18,20 @@ module BloatyMcBloatface
 
     # ab -k speaks HTTP/1.0 keep-alive, which needs a Content-Length on every response.
     config.middleware.insert_before 0, Rack::ContentLength
+    config.middleware.insert_after Rack::ContentLength, MalformedQueryGuard
 
     # The database unreachable (PostgreSQL restarting under docker-compose) is a 503, not
     # a 500; the log names the error, and the next request reconnects.
     config.action_dispatch.rescue_responses["ActiveRecord::ConnectionNotEstablished"] = :service_unavailable
 
-    # Switches of the lab; see README. Each is off unless its variable is set.
-    config.x.bloat_probe.dashboard = ENV["BLOAT_PROBE_DASHBOARD"].present?
-    config.x.bloat_probe.allow_remote = ENV["BLOAT_PROBE_ALLOW_REMOTE"].present?
-    config.x.bloat_probe.workload = ENV["BLOAT_PROBE_WORKLOAD"].present?
-    config.x.bloat_probe.trim_interval = ENV["BLOAT_PROBE_TRIM_INTERVAL"].presence&.to_f
+    # Switches of the lab; see README. Off unless their variable turns them on (the
+    # dashboard is on in development); a value that is neither clearly on nor clearly off
+    # stops the boot, naming the variable.
+    setting = BloatProbe::Setting
+    config.x.bloat_probe.dashboard = setting.boolean("BLOAT_PROBE_DASHBOARD", default: Rails.env.development?)
+    config.x.bloat_probe.allow_remote = setting.boolean("BLOAT_PROBE_ALLOW_REMOTE", default: false)
+    config.x.bloat_probe.workload = setting.boolean("BLOAT_PROBE_WORKLOAD", default: false)
+    config.x.bloat_probe.trim_interval =
+      setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
   end
 end

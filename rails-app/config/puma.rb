@@ -1,14 +1,32 @@
 # frozen_string_literal: true
 
+require "bloat_probe/setting"
+
 # Read by `bin/rails server` (and `bundle exec rails server`) as by `puma -C config/puma.rb`.
+# Settings are parsed strictly: a bad one stops the boot, naming the variable.
+setting = BloatProbe::Setting
+
 # One process, 25 threads: Sidekiq's old default concurrency, and enough threads to give
 # glibc a reason to create its full 8 × cores arenas.
-threads_count = ENV.fetch("RAILS_MAX_THREADS", 25).to_i
+threads_count = setting.integer("RAILS_MAX_THREADS", range: 1..1024, default: 25)
 threads threads_count, threads_count
-workers 0
+
+# WEB_CONCURRENCY as in a stock Rails app: 0 (the default) is one process; n > 0 forks n
+# workers from a master that loaded the app once.
+worker_count = setting.integer("WEB_CONCURRENCY", range: 0..64, default: 0)
+workers worker_count
+if worker_count.positive?
+  preload_app!
+  # Threads do not survive fork: each worker starts its own Trimmer, and knows its index.
+  on_worker_boot do |index|
+    Rails.configuration.x.bloat_probe.worker_index = index
+    Rails.configuration.x.bloat_probe.trimmer&.start
+  end
+end
 
 # Loopback unless BINDING says otherwise (the Docker image listens on 0.0.0.0). BINDING
 # and PORT are the variables `rails server` itself reads; config/boot.rb gives it the same
 # loopback default.
-bind "tcp://#{ENV.fetch("BINDING", "127.0.0.1")}:#{ENV.fetch("PORT", 3000)}"
+port = setting.integer("PORT", range: 1..65_535, default: 3000)
+bind "tcp://#{ENV.fetch("BINDING", "127.0.0.1")}:#{port}"
 environment ENV.fetch("RAILS_ENV", "development")

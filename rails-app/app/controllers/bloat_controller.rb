@@ -14,6 +14,8 @@ class BloatController < ApplicationController
 
   def stats
     render json: {
+      # Which process answered: in cluster mode (WEB_CONCURRENCY) each worker has its own.
+      process: { pid: Process.pid, worker: Rails.configuration.x.bloat_probe.worker_index },
       arena_stats: BloatProbe.arena_stats.to_h,
       memory: BloatProbe.memory(detail: true).to_h,
       trimmer: Rails.configuration.x.bloat_probe.trimmer&.to_h,

@@ -7,6 +7,4 @@ Rails.application.configure do
   config.cache_store = :memory_store
   config.active_support.deprecation = :log
   config.active_record.migration_error = :page_load
-  # The dashboard is for looking at: on by default here, and only here.
-  config.x.bloat_probe.dashboard = true
 end

@@ -1,7 +1,7 @@
 //! Checks a Ruby argument's type and range, with messages that name both.
 
-use super::errors::{arg_error, range_error, type_error};
-use magnus::{value::ReprValue, Error, Float, Integer, Ruby, Symbol, Value};
+use super::errors::{arg_error, excerpt, range_error, type_error};
+use magnus::{Error, Float, Integer, Ruby, Symbol, Value};
 
 pub fn integer(ruby: &Ruby, name: &str, value: Value, min: u64, max: u64) -> Result<u64, Error> {
     let int = Integer::from_value(value).ok_or_else(|| type_error(ruby, name, "an Integer", value))?;
@@ -9,7 +9,7 @@ pub fn integer(ruby: &Ruby, name: &str, value: Value, min: u64, max: u64) -> Res
         .ok()
         .and_then(|n| u64::try_from(n).ok())
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| range_error(ruby, format!("{name} must be in {min}..{max}, got {}", value.inspect())))
+        .ok_or_else(|| range_error(ruby, format!("{name} must be in {min}..{max}, got {}", excerpt(value))))
 }
 
 pub fn number(ruby: &Ruby, name: &str, value: Value) -> Result<f64, Error> {

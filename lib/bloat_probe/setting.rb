@@ -1,0 +1,62 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # A setting from the environment is malformed or out of range.
+  class SettingError < ArgumentError; end
+
+  # A bad value as a message shows it, short whatever its size (a 50 MB Array would make a
+  # 50 MB message): collections are described, never inspected; anything else is cut.
+  def self.excerpt(value, limit: 60)
+    case value
+    when Array then "an Array of #{value.size} elements"
+    when Hash then "a Hash of #{value.size} pairs"
+    when String then value.size > limit ? "a String of #{value.bytesize} bytes" : value.inspect
+    else
+      text = value.inspect
+      text.size > limit ? "#{text[0, limit]}…" : text
+    end
+  end
+
+  # Settings read from environment variables, strictly: a value that is not clearly valid
+  # stops the program with the variable's name, its value and what is allowed, rather
+  # than becoming a default, a 0 or the opposite of what was meant. Unset or empty means
+  # the default.
+  module Setting
+    TRUE_WORDS = %w[1 true t yes y on].freeze
+    FALSE_WORDS = %w[0 false f no n off].freeze
+
+    module_function
+
+    def boolean(name, default:, env: ENV)
+      raw = present(env, name) or return default
+      word = raw.downcase
+      return true if TRUE_WORDS.include?(word)
+      return false if FALSE_WORDS.include?(word)
+
+      raise SettingError, "#{name} must be one of #{TRUE_WORDS.join(", ")} (on) or #{FALSE_WORDS.join(", ")} (off), " \
+                          "got #{BloatProbe.excerpt(env[name])}"
+    end
+
+    def integer(name, range:, default:, env: ENV)
+      raw = present(env, name) or return default
+      value = Integer(raw, 10, exception: false)
+      return value if value && range.cover?(value)
+
+      raise SettingError, "#{name} must be a whole number in #{range}, got #{BloatProbe.excerpt(env[name])}"
+    end
+
+    def seconds(name, range:, default:, env: ENV)
+      raw = present(env, name) or return default
+      value = Float(raw, exception: false)
+      return value if value && range.cover?(value)
+
+      raise SettingError, "#{name} must be a number of seconds in #{range}, got #{BloatProbe.excerpt(env[name])}"
+    end
+
+    def present(env, name)
+      raw = env[name]&.strip
+      raw unless raw.nil? || raw.empty?
+    end
+    private_class_method :present
+  end
+end

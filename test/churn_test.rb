@@ -60,20 +60,56 @@ class ChurnTest < Minitest::Test
     assert_raises(RangeError) { BloatProbe.retain_limit = 0 }
   end
 
+  # The same cause gives the same exception on one thread, on eight, and on the bundled
+  # jemalloc: the thread that hits the limit stops the others, and its error is raised.
   def test_the_retain_limit_stops_churn_and_frees_what_it_took
     result = run_child(<<~RUBY)
       BloatProbe.retain_limit = 32 << 20
-      error = begin
-        BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0)
-        nil
-      rescue BloatProbe::RetainLimitError => e
-        e
+      results = [{}, { threads: 8 }, { threads: 8, allocator: :jemalloc }].map do |options|
+        error = begin
+          BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, **options)
+          nil
+        rescue StandardError => e
+          e
+        end
+        { options: options, class: error&.class&.name, message: error&.message, held: BloatProbe.retained_bytes }
       end
-      puts JSON.dump(error: error&.message, range_error: error.is_a?(RangeError), held: BloatProbe.retained_bytes)
+      puts JSON.dump(results)
     RUBY
-    assert_match(/pass the retain limit of 33554432 bytes/, result[:error])
-    assert result[:range_error]
-    assert_equal 0, result[:held]
+    assert_equal 3, result.size
+    result.each do |run|
+      assert_equal "BloatProbe::RetainLimitError", run[:class], run.inspect
+      assert_match(/pass the retain limit of 33554432 bytes/, run[:message])
+      assert_equal 0, run[:held], run.inspect
+    end
+  end
+
+  # A child forked while another thread churns has the results it inherited, but not the
+  # churning thread: what that thread had reserved must not stay counted in the child.
+  def test_a_child_forked_during_churn_counts_only_the_results_it_has
+    result = run_child(<<~RUBY)
+      kept = BloatProbe.churn(count: 256, min_size: 4096, max_size: 4096, retain: 1.0)
+      worker = Thread.new { BloatProbe.churn(count: 1_000_000_000, window: 4096, min_size: 4096, max_size: 4096) }
+      sleep 0.3
+      reader, writer = IO.pipe
+      pid = fork do
+        reader.close
+        writer.puts BloatProbe.retained_bytes
+        kept.release
+        writer.puts BloatProbe.retained_bytes
+        exit!(0)
+      end
+      writer.close
+      child = reader.read.split.map(&:to_i)
+      Process.wait(pid)
+      parent = BloatProbe.retained_bytes
+      worker.kill
+      worker.join
+      puts JSON.dump(kept: kept.retained_bytes, child: child, parent: parent)
+    RUBY
+    assert_equal 1 << 20, result[:kept]
+    assert_equal [1 << 20, 0], result[:child]
+    assert_operator result[:parent], :>=, (1 << 20) + (16 << 20), "the parent still counts its running churn"
   end
 
   def test_thread_kill_interrupts_a_long_churn_within_a_second

@@ -9,6 +9,7 @@ module AllocatorBench
   class Server
     APP_DIR = File.expand_path("../../rails-app", __dir__)
     BOOT_TIMEOUT = 90
+    REQUEST_BUDGET = 512 << 20
     # Both read config/puma.rb: the documented `rails server`, and Puma's own command line.
     COMMANDS = {
       rails_server: %w[bundle exec rails server],
@@ -51,6 +52,10 @@ module AllocatorBench
         "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
         "RAILS_LOG_LEVEL" => "warn", "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
         "BLOAT_PROBE_TRIM_INTERVAL" => nil,
+        # The bench measures allocators, not refusals: every thread may hold a whole
+        # request's budget (the mix's heavy request needs up to 438 MiB).
+        "BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET" => REQUEST_BUDGET.to_s,
+        "BLOAT_PROBE_WORKLOAD_BUDGET" => (REQUEST_BUDGET * @threads).to_s,
         # `rails server` writes one; servers side by side must not share it.
         "PIDFILE" => File.join(File.dirname(@log_path), "server-#{@port}.pid")
       }.merge(@config.server_env)

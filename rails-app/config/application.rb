@@ -33,5 +33,11 @@ module BloatyMcBloatface
     config.x.bloat_probe.workload = setting.boolean("BLOAT_PROBE_WORKLOAD", default: false)
     config.x.bloat_probe.trim_interval =
       setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
+    # Bytes the workload routes may hold: per request, and all requests at once (see
+    # WorkloadBudget). The defaults match BloatProbe.retain_limit's 2 GiB.
+    config.x.bloat_probe.workload_request_budget =
+      setting.integer("BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET", range: (1 << 20)..(1 << 40), default: 512 << 20)
+    config.x.bloat_probe.workload_budget =
+      setting.integer("BLOAT_PROBE_WORKLOAD_BUDGET", range: (1 << 20)..(1 << 40), default: 2 << 30)
   end
 end

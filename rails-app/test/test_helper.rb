@@ -46,14 +46,21 @@ class ActiveSupport::TestCase
   end
 
   # Turns one of the lab's switches on for the block, with the routes drawn to match.
-  def with_switch(name, value = true)
-    switches = Rails.configuration.x.bloat_probe
-    saved = switches.public_send(name)
-    switches.public_send("#{name}=", value)
+  def with_switch(name, value = true, &block)
+    with_setting(name, value) do
+      Rails.application.reload_routes!
+      block.call
+    end
+  ensure
     Rails.application.reload_routes!
+  end
+
+  def with_setting(name, value)
+    settings = Rails.configuration.x.bloat_probe
+    saved = settings.public_send(name)
+    settings.public_send("#{name}=", value)
     yield
   ensure
-    switches.public_send("#{name}=", saved)
-    Rails.application.reload_routes!
+    settings.public_send("#{name}=", saved)
   end
 end

@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 use tikv_jemallocator::Jemalloc;
@@ -32,6 +33,24 @@ pub fn set_retain_limit(bytes: usize) {
 /// Bytes held right now by every live `RetainedBlocks`.
 pub fn retained_bytes() -> usize {
     RETAINED_BYTES.load(Ordering::Relaxed)
+}
+
+/// The part of RETAINED_BYTES that completed calls handed to their callers. A forked child
+/// has its copies of those, but none of the threads that were churning at the fork: what
+/// they had reserved would stay counted in the child for good.
+static RESULT_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn forget_running_churns() {
+    RETAINED_BYTES.store(RESULT_BYTES.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+fn watch_forks() {
+    static WATCHED: OnceLock<()> = OnceLock::new();
+    WATCHED.get_or_init(|| {
+        // SAFETY: the child handler only stores to atomics, which is safe in a forked
+        // child. Should registration fail, a child keeps the parent's count, as before.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_running_churns)) };
+    });
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +162,12 @@ impl ChurnSpec {
         if !(0.0..=1.0).contains(&self.retain) {
             return Err(RangeError(format!("retain must be in 0.0..1.0, got {}", self.retain)));
         }
-        let transient = self.threads.unwrap_or(1) * self.window * self.max_size;
+        // A window wider than count never fills: count blocks are all there are.
+        let transient = self.threads.unwrap_or(1) * self.window.min(self.count) * self.max_size;
         let limit = retain_limit() as u64;
         if transient > limit {
             return Err(RangeError(format!(
-                "threads × window × max_size = {transient} bytes could be held at once, over the retain limit of {limit} bytes"
+                "threads × min(window, count) × max_size = {transient} bytes could be held at once, over the retain limit of {limit} bytes"
             )));
         }
         Ok(())
@@ -264,6 +284,8 @@ pub struct RetainedBlocks {
     source: Source,
     blocks: Vec<(NonNull<u8>, usize)>,
     bytes: usize,
+    /// Handed to a caller as a call's result (counted in RESULT_BYTES too).
+    is_result: bool,
 }
 
 // SAFETY: the blocks are heap allocations owned only by this value; malloc's free and
@@ -272,7 +294,7 @@ unsafe impl Send for RetainedBlocks {}
 
 impl RetainedBlocks {
     pub fn empty(source: Source) -> Self {
-        RetainedBlocks { source, blocks: Vec::new(), bytes: 0 }
+        RetainedBlocks { source, blocks: Vec::new(), bytes: 0, is_result: false }
     }
 
     pub fn count(&self) -> usize {
@@ -286,6 +308,11 @@ impl RetainedBlocks {
     fn push(&mut self, ptr: NonNull<u8>, size: usize) {
         self.blocks.push((ptr, size));
         self.bytes += size;
+    }
+
+    fn mark_result(&mut self) {
+        RESULT_BYTES.fetch_add(self.bytes, Ordering::Relaxed);
+        self.is_result = true;
     }
 
     fn absorb(&mut self, mut other: RetainedBlocks) {
@@ -302,6 +329,9 @@ impl Drop for RetainedBlocks {
             unsafe { self.source.free(ptr, size) };
         }
         RETAINED_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
+        if self.is_result {
+            RESULT_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
     }
 }
 
@@ -345,6 +375,7 @@ impl fmt::Display for ChurnError {
 pub fn run(spec: &ChurnSpec, cancel: &AtomicBool) -> Result<Outcome, ChurnError> {
     // Zero-sized blocks would be undefined behaviour for jemalloc: never run unchecked.
     spec.validate().map_err(ChurnError::Invalid)?;
+    watch_forks();
     let started = Instant::now();
     let per_thread = match spec.threads {
         None => vec![run_thread(spec, 0, cancel)],
@@ -375,24 +406,37 @@ pub fn run(spec: &ChurnSpec, cancel: &AtomicBool) -> Result<Outcome, ChurnError>
         elapsed: Duration::ZERO,
         threads: spec.threads.unwrap_or(1),
     };
-    let mut first_error = None;
+    // A thread that fails (the retain limit, malloc) cancels the others: its error is the
+    // cause, whichever thread reported first. A cancellation from outside counts every
+    // allocation made, by the threads that finished and by those it stopped.
+    let mut cause = None;
+    let mut cancelled = false;
+    let mut allocations = 0;
     for result in per_thread {
         match result {
             Ok(part) => {
+                allocations += part.allocations;
                 outcome.allocations += part.allocations;
                 outcome.bytes += part.bytes;
                 outcome.retained.absorb(part.retained);
             }
+            Err(ChurnError::Cancelled { allocations: done }) => {
+                allocations += done;
+                cancelled = true;
+            }
             Err(e) => {
-                first_error.get_or_insert(e);
+                cause.get_or_insert(e);
             }
         }
     }
     outcome.elapsed = started.elapsed();
-    match first_error {
-        Some(ChurnError::Cancelled { .. }) => Err(ChurnError::Cancelled { allocations: outcome.allocations }),
-        Some(e) => Err(e),
-        None => Ok(outcome),
+    match (cause, cancelled) {
+        (Some(e), _) => Err(e),
+        (None, true) => Err(ChurnError::Cancelled { allocations }),
+        (None, false) => {
+            outcome.retained.mark_result();
+            Ok(outcome)
+        }
     }
 }
 
@@ -504,6 +548,15 @@ mod tests {
         let bad = ChurnSpec { threads: Some(65), ..spec() };
         assert!(bad.validate().unwrap_err().0.starts_with("threads must be in 1..64"));
         assert!(ChurnSpec { count: 0, ..spec() }.validate().is_err());
+    }
+
+    #[test]
+    fn a_window_wider_than_count_holds_only_count_blocks() {
+        // 10 blocks of 64 MiB at most, whatever the window: under the 2 GiB limit.
+        let few = ChurnSpec { count: 10, window: MAX_WINDOW, min_size: 1, max_size: MAX_BLOCK_SIZE, ..spec() };
+        assert_eq!(few.validate(), Ok(()));
+        let many = ChurnSpec { count: 40, ..few };
+        assert!(many.validate().unwrap_err().0.starts_with("threads × min(window, count) × max_size = 2684354560 bytes"));
         assert!(ChurnSpec { retain: f64::NAN, ..spec() }.validate().is_err());
         assert!(spec().validate().is_ok());
     }

@@ -1,19 +1,30 @@
 # frozen_string_literal: true
 
 # Requests that allocate on purpose, to reproduce in seconds the bloat a real app shows
-# after hours. Routed only with BLOAT_PROBE_WORKLOAD=1.
+# after hours. Routed only with BLOAT_PROBE_WORKLOAD=1. Each reserves its worst case from
+# WorkloadBudget before it allocates.
 class WorkloadsController < ApplicationController
   SIZES = 24..(32 << 10)
   SIZE_RANGE = 1..(1 << 20)
 
+  rescue_from WorkloadBudget::OverRequestBudget do |error|
+    render json: { error: error.message }, status: :unprocessable_entity
+  end
+
+  rescue_from WorkloadBudget::Exhausted, BloatProbe::RetainLimitError do |error|
+    response.set_header("Retry-After", "1")
+    render json: { error: error.message }, status: :service_unavailable
+  end
+
   # GET /workload/strings?count=500&min_size=24&max_size=32768&keep=0.01&seed=1
   def strings
-    render json: StringWorkload.new(
-      count: query_params.integer(:count, default: 500, range: 1..20_000),
-      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
-      keep: query_params.fraction(:keep, default: 0.01),
-      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
-    ).run
+    count = query_params.integer(:count, default: 500, range: 1..20_000)
+    sizes = query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE)
+    workload = StringWorkload.new(count: count, sizes: sizes, keep: query_params.fraction(:keep, default: 0.01),
+                                  seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62)))
+    WorkloadBudget.reserve(StringWorkload.worst_case_bytes(count: count, sizes: sizes), what: "count × max_size") do
+      render json: workload.run
+    end
   end
 
   # GET /workload/churn?count=2000&min_size=24&max_size=32768&retain=0.01&window=2000&seed=1
@@ -21,12 +32,14 @@ class WorkloadsController < ApplicationController
   # request's own objects are.
   def churn
     count = query_params.integer(:count, default: 2_000, range: 1..100_000)
-    render json: NativeWorkload.new(
-      count: count,
-      window: query_params.integer(:window, default: count, range: 0..100_000),
-      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
-      retain: query_params.fraction(:retain, default: 0.01),
-      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
-    ).run
+    window = query_params.integer(:window, default: count, range: 0..100_000)
+    sizes = query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE)
+    retain = query_params.fraction(:retain, default: 0.01)
+    workload = NativeWorkload.new(count: count, window: window, sizes: sizes, retain: retain,
+                                  seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62)))
+    bytes = NativeWorkload.worst_case_bytes(count: count, window: window, retain: retain, sizes: sizes)
+    WorkloadBudget.reserve(bytes, what: "(min(window, count) + count × retain) × max_size") do
+      render json: workload.run
+    end
   end
 end

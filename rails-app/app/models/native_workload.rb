@@ -5,8 +5,15 @@
 # long-lived native blocks stay scattered through the arenas, as caches' do.
 class NativeWorkload
   KEPT_RESULTS = 50
+  KEPT_BYTES = 64 << 20
   KEPT = []
   KEPT_LOCK = Mutex.new
+
+  # The most this request can hold at once: the window's blocks and the retained ones,
+  # every one at its largest.
+  def self.worst_case_bytes(count:, window:, retain:, sizes:)
+    (window.clamp(0, count) + (count * retain).ceil) * sizes.max
+  end
 
   def initialize(count:, sizes:, retain:, window:, seed:)
     @options = { count: count, min_size: sizes.min, max_size: sizes.max, retain: retain, window: window, seed: seed }
@@ -14,11 +21,26 @@ class NativeWorkload
 
   def run
     result = BloatProbe.churn(**@options)
+    figures = result.to_h.except(:retained)
+    keep(result)
+    figures
+  end
+
+  private
+
+  # Oldest out first, by count and by bytes; a result bigger than the whole allowance is
+  # released at once.
+  def keep(result)
     evicted = KEPT_LOCK.synchronize do
       KEPT << result
-      KEPT.shift(KEPT.size - KEPT_RESULTS) if KEPT.size > KEPT_RESULTS
+      bytes = KEPT.sum(&:retained_bytes)
+      out = 0
+      while KEPT.size - out > KEPT_RESULTS || bytes > KEPT_BYTES
+        bytes -= KEPT[out].retained_bytes
+        out += 1
+      end
+      KEPT.shift(out)
     end
-    Array(evicted).each(&:release)
-    result.to_h.except(:retained)
+    evicted.each(&:release)
   end
 end

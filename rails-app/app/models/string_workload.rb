@@ -1,15 +1,25 @@
 # frozen_string_literal: true
 
-# Ruby-side allocation as a request does it: strings and arrays of varied size, built,
-# used and dropped, with a few kept in a bounded in-process cache as real apps keep
-# fragments, so that long-lived chunks sit between freed ones in every thread's arena.
+# Ruby-side allocation as a request does it: strings of varied size, built, used and
+# dropped, with a few kept in a bounded in-process cache as real apps keep fragments, so
+# that long-lived chunks sit between freed ones in every thread's arena.
 class StringWorkload
   CACHE_ENTRIES = 2_000
+  CACHE_BYTES = 64 << 20
   CACHE = []
   CACHE_LOCK = Mutex.new
 
   def self.cached_entries
     CACHE_LOCK.synchronize { CACHE.size }
+  end
+
+  def self.cached_bytes
+    CACHE_LOCK.synchronize { CACHE.sum(&:bytesize) }
+  end
+
+  # The most this request can hold at once: every string at its largest.
+  def self.worst_case_bytes(count:, sizes:)
+    count * sizes.max
   end
 
   def initialize(count:, sizes:, keep:, seed:)
@@ -22,9 +32,12 @@ class StringWorkload
   # Returns the bytes built and the number of strings kept.
   def run
     built = Array.new(@count) { "x" * log_uniform_size }
-    kept = built.select { @random.rand < @keep }
+    kept, dropped = built.partition { @random.rand < @keep }
+    bytes = built.sum(&:bytesize)
+    # Freed now, not at some later GC: the request's reservation ends with it.
+    dropped.each(&:clear)
     remember(kept)
-    { strings: built.size, bytes: built.sum(&:bytesize), kept: kept.size }
+    { strings: built.size, bytes: bytes, kept: kept.size }
   end
 
   private
@@ -37,10 +50,19 @@ class StringWorkload
     Math.exp(low + @random.rand * (high - low)).to_i.clamp(@sizes.min, @sizes.max)
   end
 
+  # Oldest out first, by count and by bytes; an evicted string is only the cache's, so
+  # its buffer is freed at once.
   def remember(strings)
-    CACHE_LOCK.synchronize do
+    evicted = CACHE_LOCK.synchronize do
       CACHE.concat(strings)
-      CACHE.shift(CACHE.size - CACHE_ENTRIES) if CACHE.size > CACHE_ENTRIES
+      bytes = CACHE.sum(&:bytesize)
+      out = 0
+      while CACHE.size - out > CACHE_ENTRIES || bytes > CACHE_BYTES
+        bytes -= CACHE[out].bytesize
+        out += 1
+      end
+      CACHE.shift(out)
     end
+    evicted.each(&:clear)
   end
 end

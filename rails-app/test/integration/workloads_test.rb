@@ -5,6 +5,12 @@ require "test_helper"
 class WorkloadsTest < ActionDispatch::IntegrationTest
   MiB = 1 << 20
 
+  # Each test starts with empty caches, as a fresh process does.
+  setup do
+    StringWorkload::CACHE_LOCK.synchronize { StringWorkload::CACHE.clear }
+    NativeWorkload::KEPT_LOCK.synchronize { NativeWorkload::KEPT.shift(NativeWorkload::KEPT.size) }.each(&:release)
+  end
+
   test "workload routes are 404 unless enabled" do
     with_switch(:workload, false) do
       with_error_pages do
@@ -32,6 +38,65 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
         assert_response :unprocessable_entity, path
         assert_match message, response.parsed_body["error"], path
       end
+    end
+  end
+
+  test "a request whose worst case is over the per-request budget is refused before it allocates" do
+    with_switch(:workload) do
+      {
+        "/workload/strings?count=20000&min_size=1048576&max_size=1048576" =>
+          /\Acount × max_size = 20971520000 bytes \(20 GiB\) is over the per-request budget of 512 MiB/,
+        "/workload/churn?count=3000&max_size=1048576" =>
+          /\A\(min\(window, count\) \+ count × retain\) × max_size = 3177185280 bytes .* budget of 512 MiB/,
+        "/workload/churn?count=100000&window=100000&max_size=1048576" => /over the per-request budget of 512 MiB/
+      }.each do |path, message|
+        growth = malloc_growth { get path }
+        assert_response :unprocessable_entity, path
+        assert_match message, response.parsed_body["error"], path
+        assert_operator growth, :<, 1 << 20, "#{path} allocated before it was refused"
+      end
+    end
+  end
+
+  test "parameters the route accepts run, whatever their combination" do
+    with_switch(:workload) do
+      get "/workload/churn", params: { count: 10, window: 100_000, min_size: 1 << 20, max_size: 1 << 20 }
+      assert_response :success
+      assert_equal 10, response.parsed_body["allocations"]
+    end
+  end
+
+  test "a process at its budget answers 503 with Retry-After, and serves again once it is free" do
+    with_switch(:workload) do
+      WorkloadBudget.baseline!
+      with_setting(:workload_budget, 48 * MiB) do
+        WorkloadBudget.reserve(40 * MiB, what: "another request") do
+          get "/workload/strings", params: { count: 16, min_size: MiB, max_size: MiB }
+          assert_response :service_unavailable
+          assert_equal "1", response.headers["Retry-After"]
+          assert_match(/running requests may take 40 MiB more, of a 48 MiB budget .* this request needs 16 MiB/,
+                       response.parsed_body["error"])
+        end
+        get "/workload/strings", params: { count: 16, min_size: MiB, max_size: MiB }
+        assert_response :success
+        assert_equal 0, WorkloadBudget.reserved
+      end
+    end
+  end
+
+  test "the kept caches are bounded in bytes" do
+    with_switch(:workload) do
+      6.times do |seed|
+        get "/workload/strings", params: { count: 16, min_size: MiB, max_size: MiB, keep: 1.0, seed: seed }
+        assert_response :success
+        get "/workload/churn", params: { count: 16, min_size: MiB, max_size: MiB, retain: 1.0, window: 0, seed: seed }
+        assert_response :success
+      end
+      assert_operator StringWorkload.cached_bytes, :<=, StringWorkload::CACHE_BYTES
+      assert_operator StringWorkload.cached_bytes, :>=, StringWorkload::CACHE_BYTES - 16 * MiB, "the cache does fill"
+      kept = NativeWorkload::KEPT_LOCK.synchronize { NativeWorkload::KEPT.sum(&:retained_bytes) }
+      assert_operator kept, :<=, NativeWorkload::KEPT_BYTES
+      assert_operator BloatProbe.retained_bytes, :<=, NativeWorkload::KEPT_BYTES, "evicted results were released"
     end
   end
 

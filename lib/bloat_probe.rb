@@ -8,8 +8,6 @@ module BloatProbe
   class NotGlibcError < Error; end
   # jemalloc_stats was asked for, but jemalloc is not preloaded.
   class NotJemallocError < Error; end
-  # A churn call was stopped by an interrupt that Ruby then chose not to raise.
-  class Interrupted < Error; end
   # Churn would hold more than BloatProbe.retain_limit bytes.
   class RetainLimitError < RangeError; end
 end

@@ -136,22 +136,38 @@ class ChurnTest < Minitest::Test
     assert_equal "stop now", worker.join(5)&.value
   end
 
-  def test_ctrl_c_interrupts_churn_on_the_main_thread
-    reader, writer = IO.pipe
-    pid = spawn(RbConfig.ruby, "-I", LIB, "-rbloat_probe", "-e",
-                "$stdout.sync = true; puts :go; BloatProbe.churn(count: 1_000_000_000)",
-                out: writer, err: File::NULL)
-    writer.close
-    assert_equal "go", reader.gets&.chomp
-    sleep 0.3
-    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    Process.kill("INT", pid)
-    _, status = Process.wait2(pid)
-    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-    assert status.signaled? || !status.success?, "the child should die of the Interrupt"
-    assert_operator elapsed, :<, 1.0
-  ensure
-    reader&.close
+  # Ctrl-C and SIGTERM stop a churn on the main thread within a second, also while
+  # another thread runs Ruby code or churns (MRI then looks at signals only when a thread
+  # waits for the GVL: churn takes it back between slices), and a signal sent by another
+  # thread of the same process too.
+  def test_signals_interrupt_churn_on_the_main_thread
+    {
+      "alone" => "",
+      "beside a Ruby thread" => "Thread.new { x = 0; loop { x += 1 } };",
+      "beside a churning thread" => "Thread.new { BloatProbe.churn(count: 1_000_000_000) };"
+    }.each do |company, other_thread|
+      %w[INT TERM].each do |signal|
+        elapsed = time_to_stop("#{other_thread} BloatProbe.churn(count: 1_000_000_000)") { |pid| Process.kill(signal, pid) }
+        assert_operator elapsed, :<, 1.0, "#{signal} #{company}"
+      end
+    end
+    elapsed = time_to_stop(<<~RUBY) { nil }
+      Thread.new { x = 0; loop { x += 1 } }
+      Thread.new { sleep 0.3; Process.kill("INT", Process.pid) }
+      BloatProbe.churn(count: 1_000_000_000)
+    RUBY
+    assert_operator elapsed, :<, 1.5, "INT sent by another thread of the process"
+  end
+
+  # Thread#wakeup asks for the thread back, but raises nothing: the churn goes on to its end.
+  def test_thread_wakeup_does_not_abort_a_churn
+    worker = Thread.new { BloatProbe.churn(count: 3_000_000, retain: 0.0) }
+    sleep 0.1
+    5.times do
+      worker.wakeup
+      sleep 0.02
+    end
+    assert_equal 3_000_000, worker.value.allocations
   end
 
   def test_eight_ruby_threads_make_eight_arenas_unless_capped
@@ -192,5 +208,34 @@ class ChurnTest < Minitest::Test
     RUBY
     assert_operator result[:readings], :>, 10
     assert_operator result[:max_arenas], :>, 1
+  end
+
+  private
+
+  # Seconds from the child's "go" (plus 0.3 s of churn) to its death, killed by the block.
+  def time_to_stop(code)
+    reader, writer = IO.pipe
+    pid = spawn(RbConfig.ruby, "-I", LIB, "-rbloat_probe", "-e", "$stdout.sync = true; puts :go; #{code}",
+                out: writer, err: File::NULL)
+    writer.close
+    assert_equal "go", reader.gets&.chomp
+    sleep 0.3
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    yield pid
+    status = nil
+    50.times do
+      _, status = Process.wait2(pid, Process::WNOHANG)
+      break if status
+
+      sleep 0.1
+    end
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    refute_nil status, "the child ignored the signal for 5 s"
+    refute status.success?, "the child should die of the signal"
+    elapsed
+  ensure
+    Process.kill("KILL", pid) if pid && status.nil?
+    Process.wait(pid) if pid && status.nil?
+    reader&.close
   end
 end

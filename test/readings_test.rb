@@ -23,14 +23,26 @@ class ReadingsTest < Minitest::Test
     GC.enable
   end
 
-  def test_arena_stats_adds_up
+  # Checked against sources of their own: glibc's mallinfo2 totals, /proc, and 64 MiB that
+  # this test keeps on a thread of its own.
+  def test_arena_stats_agree_with_mallinfo_proc_and_a_known_allocation
+    GC.start
+    GC.disable
+    kept = Thread.new { BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, window: 0) }.value
     stats = BloatProbe.arena_stats
+    mallinfo = BloatProbe.mallinfo
+    vm_rss = File.read("/proc/self/status")[/^VmRSS:\s+(\d+) kB/, 1].to_i * 1024
     assert stats.glibc?
     assert_equal stats.arenas.size, stats.arena_count
-    assert_equal stats.arenas.sum(&:system), stats.system
-    stats.arenas.each { |arena| assert_equal arena.system, arena.in_use + arena.free }
-    assert_operator stats.rss, :>, 0
+    assert_in_delta mallinfo.arena, stats.system, 1 * MiB
+    assert_in_delta mallinfo.uordblks, stats.in_use, 1 * MiB
+    assert_in_delta mallinfo.fordblks, stats.free, 1 * MiB
+    assert_in_delta vm_rss, stats.rss, 4 * MiB
+    assert_operator stats.arenas.map(&:in_use).max, :>=, 64 * MiB, "the arena that served the 64 MiB"
     assert_match(/arena +system +in use +free/, stats.inspect)
+  ensure
+    kept&.release
+    GC.enable
   end
 
   def test_readings_are_frozen_values_with_to_h

@@ -31,13 +31,23 @@ module BloatProbe
       end
     end
 
+    # The fields are named twice, in the native layer and here: should the two drift
+    # apart, a reading raises at once instead of showing a nil.
     module ClassMethods
       def from_h(hash)
+        unless hash.size == members.size && members.all? { |name| hash.key?(name) }
+          raise Error, "#{name}: the native layer gave #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
+        end
+
         new(*members.map { |name| hash[name] })
       end
     end
 
-    def initialize(*)
+    def initialize(*values)
+      unless values.size == self.class.members.size
+        raise Error, "#{self.class.name}: #{values.size} values for #{self.class.members.size} fields"
+      end
+
       super
       freeze
     end

@@ -22,8 +22,12 @@ pub fn arena_stats(ruby: &Ruby) -> Result<RHash, Error> {
             _ => None,
         };
         fields.set("jemalloc", jemalloc)?;
+        for name in ["arena_count", "system", "in_use", "free", "mmap_count", "mmap_bytes", "arenas"] {
+            fields.set(name, ())?;
+        }
         return Ok(fields.into_hash());
     }
+    fields.set("jemalloc", ())?;
     let xml = glibc::malloc_info_xml().map_err(|e| io_error(ruby, "malloc_info", e))?;
     let info = malloc_info::parse(&xml).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
     // Pushed straight into a Ruby Array: hashes parked in a Rust Vec would be invisible

@@ -5,10 +5,17 @@ use super::errors::{check_interrupts, probe_error, range_error};
 use super::retained::Retained;
 use super::Fields;
 use crate::nogvl::without_gvl;
-use crate::workload::{self, ChurnError, ChurnSpec, Distribution, Source};
+use crate::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::{Error, RHash, Ruby, Value};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long churn works with the GVL released before it takes the GVL back, so that Ruby
+/// can act on signals. MRI looks at a signal only when some thread waits for the GVL:
+/// with another thread running Ruby code and this one never coming back, Ctrl-C was
+/// ignored for good.
+const SLICE: Duration = Duration::from_millis(50);
 
 const KEYWORDS: [&str; 9] =
     ["count", "min_size", "max_size", "distribution", "retain", "window", "seed", "threads", "allocator"];
@@ -66,22 +73,26 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     if let Some(v) = source {
         spec.source = [Source::System, Source::BundledJemalloc][choice(ruby, "allocator", v, &SOURCES)?];
     }
-    // Checked by workload::run, whose ChurnError::Invalid becomes a RangeError below.
+    // Checked by Churn::start, whose ChurnError::Invalid becomes a RangeError below.
     Ok(spec)
 }
 
+/// Runs the call a slice at a time without the GVL. Between slices, and whenever Ruby
+/// asks for the thread back (Thread#kill, #raise, #wakeup, Ctrl-C), Ruby acts on what is
+/// pending: an exception drops the call, which frees all it took; nothing pending (a
+/// wakeup, a timer tick), the call goes on.
 pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let spec = spec_from(ruby, args)?;
-    let cancel = AtomicBool::new(false);
-    let outcome = match without_gvl(ruby, &cancel, || workload::run(&spec, &cancel))? {
-        Ok(outcome) => outcome,
-        Err(e @ ChurnError::Cancelled { .. }) => {
-            check_interrupts()?;
-            return Err(probe_error(ruby, "Interrupted", e.to_string()));
+    let mut churn = Churn::start(&spec).map_err(|e| churn_error(ruby, e))?;
+    let pause = AtomicBool::new(false);
+    let outcome = loop {
+        match without_gvl(ruby, &pause, || churn.run_for(SLICE, &pause))? {
+            Step::Done(result) => break result.map_err(|e| churn_error(ruby, e))?,
+            Step::Paused => {
+                pause.store(false, Ordering::Relaxed);
+                check_interrupts()?;
+            }
         }
-        Err(ChurnError::Invalid(e)) => return Err(range_error(ruby, e.0)),
-        Err(e @ ChurnError::LimitExceeded { .. }) => return Err(probe_error(ruby, "RetainLimitError", e.to_string())),
-        Err(e) => return Err(probe_error(ruby, "Error", e.to_string())),
     };
     let fields = Fields::new(ruby);
     fields.set("allocations", outcome.allocations)?;
@@ -93,6 +104,14 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     fields.set("allocator", ruby.to_symbol(source_name(spec.source)))?;
     fields.set("retained", Retained::new(outcome.retained, spec.source))?;
     Ok(fields.into_hash())
+}
+
+fn churn_error(ruby: &Ruby, error: ChurnError) -> Error {
+    match error {
+        ChurnError::Invalid(e) => range_error(ruby, e.0),
+        e @ ChurnError::LimitExceeded { .. } => probe_error(ruby, "RetainLimitError", e.to_string()),
+        e => probe_error(ruby, "Error", e.to_string()),
+    }
 }
 
 pub fn retain_limit() -> usize {

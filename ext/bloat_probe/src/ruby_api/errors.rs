@@ -41,7 +41,7 @@ pub fn excerpt(value: Value) -> String {
     }
 }
 
-/// An error of one of BloatProbe's classes (Error, NotGlibcError, Interrupted, …).
+/// An error of one of BloatProbe's classes (Error, NotGlibcError, RetainLimitError, …).
 pub fn probe_error(ruby: &Ruby, class_name: &str, message: impl Into<String>) -> Error {
     let class = ruby
         .class_object()

@@ -1,0 +1,54 @@
+//! Where churn's blocks come from, and how they are made resident.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ptr::NonNull;
+use tikv_jemallocator::Jemalloc;
+
+/// Where the blocks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The process's malloc (glibc, or whatever LD_PRELOAD put in its place).
+    System,
+    /// The jemalloc bundled in this library.
+    BundledJemalloc,
+}
+
+impl Source {
+    pub(super) fn alloc(self, size: usize) -> Option<NonNull<u8>> {
+        let ptr = match self {
+            // SAFETY: malloc accepts any size and returns null on failure.
+            Source::System => unsafe { libc::malloc(size) }.cast::<u8>(),
+            // SAFETY: the layout has a non-zero size (validated: min_size >= 1).
+            Source::BundledJemalloc => unsafe { Jemalloc.alloc(block_layout(size)?) },
+        };
+        NonNull::new(ptr)
+    }
+
+    /// # Safety
+    /// `ptr` must come from `self.alloc(size)` and not have been freed.
+    pub(super) unsafe fn free(self, ptr: NonNull<u8>, size: usize) {
+        match self {
+            Source::System => libc::free(ptr.as_ptr().cast()),
+            Source::BundledJemalloc => {
+                if let Some(layout) = block_layout(size) {
+                    Jemalloc.dealloc(ptr.as_ptr(), layout)
+                }
+            }
+        }
+    }
+}
+
+fn block_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size, 16).ok()
+}
+
+/// Writes one byte in every page of the block and its last byte: that makes the block
+/// resident as a filled buffer would be, without spending the time of filling it, so the
+/// workload measures the allocator rather than memory bandwidth.
+pub(super) fn touch(ptr: NonNull<u8>, size: usize, value: u8) {
+    const PAGE: usize = 4096;
+    for offset in (0..size).step_by(PAGE).chain(std::iter::once(size - 1)) {
+        // SAFETY: offset < size, and ptr points to a block of `size` writable bytes.
+        unsafe { ptr.as_ptr().add(offset).write_volatile(value) };
+    }
+}

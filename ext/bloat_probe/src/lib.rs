@@ -13,8 +13,6 @@ pub mod procfs;
 pub mod workload;
 
 #[cfg(feature = "ruby")]
-mod nogvl;
-#[cfg(feature = "ruby")]
 mod ruby_api;
 
 #[cfg(feature = "ruby")]

@@ -1,6 +1,6 @@
 //! BloatProbe.allocator, .jemalloc_stats and .bundled_jemalloc_stats.
 
-use super::errors::probe_error;
+use super::errors::{probe_error, ProbeClass};
 use super::Fields;
 use crate::allocator::{self, Allocator, JemallocStats, Kind};
 use crate::bundled_jemalloc;
@@ -24,10 +24,10 @@ pub fn allocator(ruby: &Ruby) -> Result<RHash, Error> {
 pub fn jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     match allocator::preloaded_jemalloc_stats() {
         Some(Ok(stats)) => stats_hash(ruby, &stats, "preloaded", &live().version),
-        Some(Err(message)) => Err(probe_error(ruby, "Error", message)),
+        Some(Err(message)) => Err(probe_error(ruby, ProbeClass::Error, message)),
         None => Err(probe_error(
             ruby,
-            "NotJemallocError",
+            ProbeClass::NotJemallocError,
             format!(
                 "jemalloc is not this process's allocator ({} is); start Ruby with \
                  LD_PRELOAD=libjemalloc.so.2, or use BloatProbe.bundled_jemalloc_stats",
@@ -38,7 +38,7 @@ pub fn jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
 }
 
 pub fn bundled_jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
-    let stats = bundled_jemalloc::stats().map_err(|message| probe_error(ruby, "Error", message))?;
+    let stats = bundled_jemalloc::stats().map_err(|message| probe_error(ruby, ProbeClass::Error, message))?;
     stats_hash(ruby, &stats, "bundled", &bundled_jemalloc::version())
 }
 
@@ -64,7 +64,7 @@ pub fn require_glibc(ruby: &Ruby, reading: &str) -> Result<(), Error> {
     }
     Err(probe_error(
         ruby,
-        "NotGlibcError",
+        ProbeClass::NotGlibcError,
         format!("{reading} describes glibc's malloc, but this process allocates with {live}; glibc's figures would be empty, not real"),
     ))
 }

@@ -1,7 +1,7 @@
 //! BloatProbe.arena_stats: malloc_info parsed, one entry per arena, with process totals.
 
 use super::allocator::{live, stats_hash};
-use super::errors::{io_error, probe_error};
+use super::errors::{io_error, probe_error, ProbeClass};
 use super::Fields;
 use crate::allocator::{self, Kind};
 use crate::malloc_info::{self, ArenaInfo};
@@ -29,7 +29,7 @@ pub fn arena_stats(ruby: &Ruby) -> Result<RHash, Error> {
     }
     fields.set("jemalloc", ())?;
     let xml = glibc::malloc_info_xml().map_err(|e| io_error(ruby, "malloc_info", e))?;
-    let info = malloc_info::parse(&xml).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
+    let info = malloc_info::parse(&xml).map_err(|e| probe_error(ruby, ProbeClass::Error, e.to_string()))?;
     // Pushed straight into a Ruby Array: hashes parked in a Rust Vec would be invisible
     // to Ruby's GC, which could free them before they are attached.
     let arenas = ruby.ary_new_capa(info.arenas.len());

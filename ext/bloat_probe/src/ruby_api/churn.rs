@@ -1,10 +1,10 @@
 //! BloatProbe.churn: the workload, run with the GVL released, and the retain limit.
 
 use super::args::{choice, integer, number};
-use super::errors::{check_interrupts, probe_error, range_error};
+use super::errors::{check_interrupts, probe_error, range_error, ProbeClass};
 use super::retained::Retained;
 use super::Fields;
-use crate::nogvl::without_gvl;
+use super::nogvl::without_gvl;
 use crate::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::{Error, RHash, Ruby, Value};
@@ -20,7 +20,6 @@ const SLICE: Duration = Duration::from_millis(50);
 const KEYWORDS: [&str; 9] =
     ["count", "min_size", "max_size", "distribution", "retain", "window", "seed", "threads", "allocator"];
 const DISTRIBUTIONS: [&str; 2] = ["log_uniform", "uniform"];
-const SOURCES: [&str; 2] = ["system", "jemalloc"];
 
 type Options = (
     Option<Value>,
@@ -33,13 +32,6 @@ type Options = (
     Option<Value>,
     Option<Value>,
 );
-
-pub fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::System => SOURCES[0],
-        Source::BundledJemalloc => SOURCES[1],
-    }
-}
 
 fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     let args = scan_args::<(), (), (), (), RHash, ()>(args)?;
@@ -71,7 +63,7 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
         spec.threads = Some(integer(ruby, "threads", v, 1, workload::MAX_THREADS)?);
     }
     if let Some(v) = source {
-        spec.source = [Source::System, Source::BundledJemalloc][choice(ruby, "allocator", v, &SOURCES)?];
+        spec.source = Source::ALL[choice(ruby, "allocator", v, &Source::ALL.map(Source::name))?];
     }
     // Checked by Churn::start, whose ChurnError::Invalid becomes a RangeError below.
     Ok(spec)
@@ -101,7 +93,7 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     fields.set("retained_bytes", outcome.retained.bytes())?;
     fields.set("elapsed", outcome.elapsed.as_secs_f64())?;
     fields.set("threads", outcome.threads)?;
-    fields.set("allocator", ruby.to_symbol(source_name(spec.source)))?;
+    fields.set("allocator", ruby.to_symbol(spec.source.name()))?;
     fields.set("retained", Retained::new(outcome.retained, spec.source))?;
     Ok(fields.into_hash())
 }
@@ -109,8 +101,8 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 fn churn_error(ruby: &Ruby, error: ChurnError) -> Error {
     match error {
         ChurnError::Invalid(e) => range_error(ruby, e.0),
-        e @ ChurnError::LimitExceeded { .. } => probe_error(ruby, "RetainLimitError", e.to_string()),
-        e => probe_error(ruby, "Error", e.to_string()),
+        e @ ChurnError::LimitExceeded { .. } => probe_error(ruby, ProbeClass::RetainLimitError, e.to_string()),
+        e => probe_error(ruby, ProbeClass::Error, e.to_string()),
     }
 }
 

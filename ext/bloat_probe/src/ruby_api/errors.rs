@@ -1,7 +1,9 @@
 //! Ruby exceptions for the core's errors. BloatProbe's own classes are defined in
 //! lib/bloat_probe.rb, before this library loads.
 
-use magnus::{prelude::*, value::ReprValue, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value};
+use magnus::value::{Opaque, ReprValue};
+use magnus::{prelude::*, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value};
+use std::sync::OnceLock;
 
 /// At most this many characters of a bad value go into a message.
 const EXCERPT_CHARS: usize = 60;
@@ -41,20 +43,38 @@ pub fn excerpt(value: Value) -> String {
     }
 }
 
+/// BloatProbe's own exception classes, defined in lib/bloat_probe.rb before this library
+/// loads.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeClass {
+    Error,
+    NotGlibcError,
+    NotJemallocError,
+    RetainLimitError,
+}
+
+/// The classes, looked up once when the library loads rather than by name at each raise.
+static CLASSES: OnceLock<[Opaque<ExceptionClass>; 4]> = OnceLock::new();
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.class_object().const_get::<_, RModule>("BloatProbe")?;
+    let class = |name: &str| module.const_get::<_, ExceptionClass>(name).map(Opaque::from);
+    let classes = [class("Error")?, class("NotGlibcError")?, class("NotJemallocError")?, class("RetainLimitError")?];
+    // A second load of the library finds the same constants: the first lookup stands.
+    let _ = CLASSES.set(classes);
+    Ok(())
+}
+
 /// An error of one of BloatProbe's classes (Error, NotGlibcError, RetainLimitError, …).
-pub fn probe_error(ruby: &Ruby, class_name: &str, message: impl Into<String>) -> Error {
-    let class = ruby
-        .class_object()
-        .const_get::<_, RModule>("BloatProbe")
-        .and_then(|module| module.const_get::<_, ExceptionClass>(class_name));
-    match class {
-        Ok(class) => Error::new(class, message.into()),
-        Err(e) => e,
+pub fn probe_error(ruby: &Ruby, class: ProbeClass, message: impl Into<String>) -> Error {
+    match CLASSES.get() {
+        Some(classes) => Error::new(ruby.get_inner(classes[class as usize]), message.into()),
+        None => Error::new(ruby.exception_runtime_error(), message.into()),
     }
 }
 
 pub fn io_error(ruby: &Ruby, what: &str, e: std::io::Error) -> Error {
-    probe_error(ruby, "Error", format!("{what}: {e}"))
+    probe_error(ruby, ProbeClass::Error, format!("{what}: {e}"))
 }
 
 /// Lets Ruby act on an interrupt that arrived while the GVL was released: raises the

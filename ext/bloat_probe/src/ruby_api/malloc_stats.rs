@@ -1,7 +1,7 @@
 //! BloatProbe.malloc_stats: what glibc's malloc_stats() prints, as text and parsed.
 
 use super::allocator::require_glibc;
-use super::errors::{io_error, probe_error};
+use super::errors::{io_error, probe_error, ProbeClass};
 use super::Fields;
 use crate::{glibc, malloc_stats};
 use magnus::{Error, RHash, Ruby};
@@ -9,7 +9,7 @@ use magnus::{Error, RHash, Ruby};
 pub fn malloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     require_glibc(ruby, "malloc_stats")?;
     let text = glibc::malloc_stats_text().map_err(|e| io_error(ruby, "malloc_stats", e))?;
-    let stats = malloc_stats::parse(&text).map_err(|e| probe_error(ruby, "Error", e.to_string()))?;
+    let stats = malloc_stats::parse(&text).map_err(|e| probe_error(ruby, ProbeClass::Error, e.to_string()))?;
     // Straight into a Ruby Array, where the GC sees each hash (see arena_stats).
     let arenas = ruby.ary_new_capa(stats.arenas.len());
     for arena in &stats.arenas {

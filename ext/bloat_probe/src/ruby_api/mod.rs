@@ -6,36 +6,20 @@ mod allocator;
 mod arena_stats;
 mod args;
 mod churn;
-pub mod errors;
+mod errors;
+mod fields;
 mod mallinfo;
 mod malloc_stats;
 mod memory;
+mod nogvl;
 mod retained;
 mod trim;
 
-use magnus::{function, prelude::*, Error, IntoValue, RHash, Ruby};
-
-/// A Hash with Symbol keys, filled one field at a time.
-pub struct Fields<'a> {
-    ruby: &'a Ruby,
-    hash: RHash,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(ruby: &'a Ruby) -> Self {
-        Fields { ruby, hash: ruby.hash_new() }
-    }
-
-    pub fn set(&self, key: &str, value: impl IntoValue) -> Result<(), Error> {
-        self.hash.aset(self.ruby.to_symbol(key), value)
-    }
-
-    pub fn into_hash(self) -> RHash {
-        self.hash
-    }
-}
+use fields::Fields;
+use magnus::{function, prelude::*, Error, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    errors::init(ruby)?;
     let module = ruby.define_module("BloatProbe")?;
     let native = module.define_module("Native")?;
     native.define_singleton_method("mallinfo", function!(mallinfo::mallinfo, 0))?;

@@ -33,7 +33,7 @@ impl Retained {
     }
 
     fn allocator(ruby: &Ruby, rb_self: &Self) -> Symbol {
-        ruby.to_symbol(super::churn::source_name(rb_self.source))
+        ruby.to_symbol(rb_self.source.name())
     }
 
     fn count(&self) -> usize {
@@ -50,7 +50,7 @@ impl Retained {
             "#<BloatProbe::Retained {} blocks, {} bytes, {state}, allocator: {}>",
             self.count,
             self.bytes,
-            super::churn::source_name(self.source)
+            self.source.name()
         )
     }
 }

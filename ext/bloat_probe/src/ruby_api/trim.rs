@@ -4,7 +4,7 @@ use super::allocator::require_glibc;
 use super::args::integer;
 use super::errors::io_error;
 use super::Fields;
-use crate::nogvl::without_gvl;
+use super::nogvl::without_gvl;
 use crate::{glibc, procfs};
 use magnus::{Error, RHash, Ruby, Value};
 use std::sync::atomic::AtomicBool;

@@ -338,11 +338,10 @@ mod tests {
     /// block it allocated is freed before it returns.
     fn run(spec: &ChurnSpec, cancel: &AtomicBool) -> Result<Outcome, ChurnError> {
         let mut churn = Churn::start(spec)?;
-        loop {
-            match churn.run_for(Duration::MAX, cancel) {
-                Step::Done(result) => return result,
-                Step::Paused => return Err(churn.cancel()),
-            }
+        // With no deadline, only `cancel` pauses it.
+        match churn.run_for(Duration::MAX, cancel) {
+            Step::Done(result) => result,
+            Step::Paused => Err(churn.cancel()),
         }
     }
 

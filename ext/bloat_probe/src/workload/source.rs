@@ -14,6 +14,16 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 2] = [Source::System, Source::BundledJemalloc];
+
+    /// As Ruby names it: `allocator: :system` or `:jemalloc`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::System => "system",
+            Source::BundledJemalloc => "jemalloc",
+        }
+    }
+
     pub(super) fn alloc(self, size: usize) -> Option<NonNull<u8>> {
         let ptr = match self {
             // SAFETY: malloc accepts any size and returns null on failure.

@@ -5,8 +5,8 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::errors::{check_interrupts, probe_error, ProbeClass};
 use crate::panic_boundary::catch_panic;
-use crate::ruby_api::errors::{check_interrupts, probe_error};
 use magnus::{Error, Ruby};
 
 struct Call<F, R> {
@@ -52,7 +52,7 @@ where
         match call.result.take() {
             Some(Ok(value)) => return Ok(value),
             Some(Err(message)) => {
-                return Err(probe_error(ruby, "Error", format!("native code panicked: {message}")));
+                return Err(probe_error(ruby, ProbeClass::Error, format!("native code panicked: {message}")));
             }
             // Ruby skips the call while any interrupt is pending, a thread-switch timer
             // tick included: serve it (raising if it is a real one), then try again.

@@ -3,7 +3,7 @@
 require "test_helper"
 require "net/http"
 require "shellwords"
-require "socket"
+require_relative "../bench/allocator_bench/server"
 
 # The seed's path on a real Docker engine: build the image (cached), bring docker-compose.yml
 # up under a compose project of its own on a free loopback port, seed, the seed's `ab`
@@ -29,7 +29,7 @@ class DockerTest < Minitest::Test
   def setup
     skip_or_fail_without_engine
     @project = "bloatprobe-test-#{Process.pid}"
-    @port = free_port
+    @port = AllocatorBench::Server.free_port
     @env = image_settings.merge("PORT" => @port.to_s, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil)
     compose("build", "--force-rm", timeout: 1800)
   end
@@ -235,13 +235,6 @@ class DockerTest < Minitest::Test
       sleep 1
     end
     flunk "/posts did not answer 200 within #{timeout}s (last: #{code.inspect}):\n#{compose("logs", "--tail", "30", check: false)}"
-  end
-
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
   end
 
   def monotonic

@@ -6,8 +6,7 @@
 class NativeWorkload
   KEPT_RESULTS = 50
   KEPT_BYTES = 64 << 20
-  KEPT = []
-  KEPT_LOCK = Mutex.new
+  KEPT = BoundedCache.new(entries: KEPT_RESULTS, bytes: KEPT_BYTES, &:retained_bytes)
 
   # The most this request can hold at once: the window's blocks and the retained ones,
   # every one at its largest.
@@ -22,25 +21,8 @@ class NativeWorkload
   def run
     result = BloatProbe.churn(**@options)
     figures = result.to_h.except(:retained)
-    keep(result)
+    # A result bigger than the whole allowance is released at once.
+    KEPT.push([result]).each(&:release)
     figures
-  end
-
-  private
-
-  # Oldest out first, by count and by bytes; a result bigger than the whole allowance is
-  # released at once.
-  def keep(result)
-    evicted = KEPT_LOCK.synchronize do
-      KEPT << result
-      bytes = KEPT.sum(&:retained_bytes)
-      out = 0
-      while KEPT.size - out > KEPT_RESULTS || bytes > KEPT_BYTES
-        bytes -= KEPT[out].retained_bytes
-        out += 1
-      end
-      KEPT.shift(out)
-    end
-    evicted.each(&:release)
   end
 end

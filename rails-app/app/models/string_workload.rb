@@ -6,16 +6,7 @@
 class StringWorkload
   CACHE_ENTRIES = 2_000
   CACHE_BYTES = 64 << 20
-  CACHE = []
-  CACHE_LOCK = Mutex.new
-
-  def self.cached_entries
-    CACHE_LOCK.synchronize { CACHE.size }
-  end
-
-  def self.cached_bytes
-    CACHE_LOCK.synchronize { CACHE.sum(&:bytesize) }
-  end
+  CACHE = BoundedCache.new(entries: CACHE_ENTRIES, bytes: CACHE_BYTES, &:bytesize)
 
   # The most this request can hold at once: every string at its largest.
   def self.worst_case_bytes(count:, sizes:)
@@ -36,7 +27,8 @@ class StringWorkload
     bytes = built.sum(&:bytesize)
     # Freed now, not at some later GC: the request's reservation ends with it.
     dropped.each(&:clear)
-    remember(kept)
+    # An evicted string was only the cache's: its buffer is freed at once.
+    CACHE.push(kept).each(&:clear)
     { strings: built.size, bytes: bytes, kept: kept.size }
   end
 
@@ -48,21 +40,5 @@ class StringWorkload
     low = Math.log(@sizes.min)
     high = Math.log(@sizes.max + 1)
     Math.exp(low + @random.rand * (high - low)).to_i.clamp(@sizes.min, @sizes.max)
-  end
-
-  # Oldest out first, by count and by bytes; an evicted string is only the cache's, so
-  # its buffer is freed at once.
-  def remember(strings)
-    evicted = CACHE_LOCK.synchronize do
-      CACHE.concat(strings)
-      bytes = CACHE.sum(&:bytesize)
-      out = 0
-      while CACHE.size - out > CACHE_ENTRIES || bytes > CACHE_BYTES
-        bytes -= CACHE[out].bytesize
-        out += 1
-      end
-      CACHE.shift(out)
-    end
-    evicted.each(&:clear)
   end
 end

@@ -7,8 +7,8 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
 
   # Each test starts with empty caches, as a fresh process does.
   setup do
-    StringWorkload::CACHE_LOCK.synchronize { StringWorkload::CACHE.clear }
-    NativeWorkload::KEPT_LOCK.synchronize { NativeWorkload::KEPT.shift(NativeWorkload::KEPT.size) }.each(&:release)
+    StringWorkload::CACHE.clear
+    NativeWorkload::KEPT.clear.each(&:release)
   end
 
   test "workload routes are 404 unless enabled" do
@@ -92,10 +92,10 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
         get "/workload/churn", params: { count: 16, min_size: MiB, max_size: MiB, retain: 1.0, window: 0, seed: seed }
         assert_response :success
       end
-      assert_operator StringWorkload.cached_bytes, :<=, StringWorkload::CACHE_BYTES
-      assert_operator StringWorkload.cached_bytes, :>=, StringWorkload::CACHE_BYTES - 16 * MiB, "the cache does fill"
-      kept = NativeWorkload::KEPT_LOCK.synchronize { NativeWorkload::KEPT.sum(&:retained_bytes) }
-      assert_operator kept, :<=, NativeWorkload::KEPT_BYTES
+      cached = StringWorkload::CACHE.bytes
+      assert_operator cached, :<=, StringWorkload::CACHE_BYTES
+      assert_operator cached, :>=, StringWorkload::CACHE_BYTES - 16 * MiB, "the cache does fill"
+      assert_operator NativeWorkload::KEPT.bytes, :<=, NativeWorkload::KEPT_BYTES
       assert_operator BloatProbe.retained_bytes, :<=, NativeWorkload::KEPT_BYTES, "evicted results were released"
     end
   end
@@ -119,7 +119,7 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
       assert_response :success
       assert_equal({ "strings" => 1000, "bytes" => 1000 * 16_384, "kept" => 1000 }, response.parsed_body)
       assert_operator growth, :>=, 1000 * 16_384
-      assert_operator StringWorkload.cached_entries, :<=, StringWorkload::CACHE_ENTRIES
+      assert_operator StringWorkload::CACHE.size, :<=, StringWorkload::CACHE_ENTRIES
     end
   end
 end

@@ -83,9 +83,11 @@ module AllocatorBench
     # phase: :boot, :load or :idle; done: the share of that phase done, 0.0..1.0.
     def update(label, phase, done = 0.0)
       span = PHASES.fetch(phase)
-      @bar.title = label
       units = @run * UNITS_PER_RUN + span.begin + ((span.end - span.begin) * done.clamp(0.0, 1.0)).floor
       @bar.progress = [units, @bar.total - 1].min
+      # A new title redraws at once; a progress update alone may be throttled. Set last,
+      # the frame shows both.
+      @bar.title = label
       @io.puts(@bar.to_s(LINE_FORMAT)) if !@tty && phase != @phase
       @phase = phase
     end
@@ -97,8 +99,8 @@ module AllocatorBench
     end
 
     def finish
-      @bar.title = "done"
       @bar.format = DONE_FORMAT
+      @bar.title = "done"
       @bar.finish
       @io.puts(@bar.to_s(DONE_FORMAT)) unless @tty
     end

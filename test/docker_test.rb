@@ -26,9 +26,12 @@ class DockerTest < Minitest::Test
     "jemalloc" => { "LD_PRELOAD" => "libjemalloc.so.2" }
   }.freeze
 
+  PROJECT_PREFIX = "bloatprobe-test-"
+
   def setup
     skip_or_fail_without_engine
-    @project = "bloatprobe-test-#{Process.pid}"
+    remove_abandoned_stacks
+    @project = "#{PROJECT_PREFIX}#{Process.pid}"
     @port = AllocatorBench::Server.free_port
     @env = image_settings.merge("PORT" => @port.to_s, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil)
     compose("build", "--force-rm", timeout: 1800)
@@ -175,6 +178,30 @@ class DockerTest < Minitest::Test
   def remove_stack
     @removed = true
     compose("down", "-v", "--remove-orphans", "--timeout", "5", check: false)
+  end
+
+  # A run killed outright (SIGKILL, a closed terminal during its clean-up) could not
+  # remove its stack: the next run does, for every project whose process is gone.
+  def remove_abandoned_stacks
+    projects = %w[container network volume].flat_map do |kind|
+      capture("docker", kind, "ls", *(kind == "container" ? ["-a"] : []), "--filter", "label=com.docker.compose.project",
+              "--format", '{{.Label "com.docker.compose.project"}}').split
+    end
+    projects.uniq.grep(/\A#{PROJECT_PREFIX}(\d+)\z/) do |project|
+      next if process_alive?(Integer(project.delete_prefix(PROJECT_PREFIX)))
+
+      capture(*compose_command, "-p", project, "-f", File.join(ROOT, "docker-compose.yml"), "down", "-v",
+              "--remove-orphans", "--timeout", "5", check: false)
+    end
+  end
+
+  def process_alive?(pid)
+    Process.kill(0, pid)
+    true
+  rescue Errno::ESRCH
+    false
+  rescue Errno::EPERM
+    true
   end
 
   def skip_or_fail_without_engine

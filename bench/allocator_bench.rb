@@ -227,7 +227,8 @@ module AllocatorBench
     File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *report.findings
-    puts "", *settings.configs.map { |config| format("%-9s %s", config.name, config.summary) }
+    width = settings.configs.map { |config| config.name.size }.max
+    puts "", *settings.configs.map { |config| format("%-#{width}s  %s", config.name, config.summary) }
     terminal_plot(runs) if settings.plot
     puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"
   rescue ArgumentError => e

@@ -6,24 +6,41 @@ module AllocatorBench
   LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].freeze
 
   Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true) do
+    # The six a default run compares, then the settings people copy (CONFIGS=all).
+    DEFAULT = %w[glibc arena2 jemalloc trim tcmalloc mimalloc].freeze
+
     def self.all
       [
         new(name: "glibc", env: {}, summary: "glibc malloc, default arenas (8 × cores)"),
-        new(name: "arena2", env: { "MALLOC_ARENA_MAX" => "2" }, summary: "glibc with MALLOC_ARENA_MAX=2"),
+        new(name: "arena2", env: { "MALLOC_ARENA_MAX" => "2" },
+            summary: "glibc with MALLOC_ARENA_MAX=2 (Heroku's default for Ruby since 2019; Sidekiq's wiki)"),
         new(name: "jemalloc", library: "libjemalloc.so.2", package: "libjemalloc2",
-            summary: "jemalloc 5 via LD_PRELOAD"),
+            summary: "jemalloc 5 via LD_PRELOAD with its defaults, as Rails 7.2+'s generated Dockerfile preloads it"),
         new(name: "trim", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1" },
             summary: "glibc, malloc_trim(0) every second from BloatProbe::Trimmer"),
         new(name: "tcmalloc", library: "libtcmalloc_minimal.so.4", package: "libtcmalloc-minimal4",
             summary: "tcmalloc (gperftools) via LD_PRELOAD"),
         new(name: "mimalloc", library: "libmimalloc.so.2", package: "libmimalloc2.0",
-            summary: "mimalloc 2 via LD_PRELOAD")
+            summary: "mimalloc 2 via LD_PRELOAD"),
+        new(name: "jemalloc-tuned", library: "libjemalloc.so.2", package: "libjemalloc2",
+            env: { "MALLOC_CONF" => "dirty_decay_ms:1000,narenas:2,background_thread:true" },
+            summary: "jemalloc, MALLOC_CONF=dirty_decay_ms:1000,narenas:2,background_thread:true " \
+                     "(a widely copied Dockerfile generator's setting, 2023)"),
+        new(name: "jemalloc-bg", library: "libjemalloc.so.2", package: "libjemalloc2",
+            env: { "MALLOC_CONF" => "background_thread:true" },
+            summary: "jemalloc, MALLOC_CONF=background_thread:true alone (purges without waiting for activity)"),
+        new(name: "arena4", env: { "MALLOC_ARENA_MAX" => "4" }, summary: "glibc with MALLOC_ARENA_MAX=4"),
+        new(name: "mmap-fixed", env: { "MALLOC_MMAP_THRESHOLD_" => "131072" },
+            summary: "glibc with MALLOC_MMAP_THRESHOLD_=131072: the mmap threshold fixed at 128 KiB, " \
+                     "not raised by large frees")
       ]
     end
 
-    # CONFIGS=glibc,jemalloc picks some, in the order given.
+    # CONFIGS=glibc,jemalloc picks some, in the order given; unset, the default six;
+    # CONFIGS=all, every one.
     def self.select(names)
-      return all if names.nil? || names.strip.empty?
+      return all.select { |config| DEFAULT.include?(config.name) } if names.nil? || names.strip.empty?
+      return all if names.strip == "all"
 
       by_name = all.to_h { |config| [config.name, config] }
       chosen = names.split(",").map(&:strip).reject(&:empty?).map do |name|

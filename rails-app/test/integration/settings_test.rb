@@ -34,6 +34,15 @@ class SettingsTest < ActiveSupport::TestCase
     end
   end
 
+  test "a raised workload budget raises the gem's retain limit with it, never lowers it" do
+    out, status = boot({ "BLOAT_PROBE_WORKLOAD_BUDGET" => (4 << 30).to_s }, "print BloatProbe.retain_limit")
+    assert status.success?, out
+    assert_equal (4 << 30).to_s, out.lines.last
+    out, status = boot({ "BLOAT_PROBE_WORKLOAD_BUDGET" => (1 << 30).to_s }, "print BloatProbe.retain_limit")
+    assert status.success?, out
+    assert_equal (2 << 30).to_s, out.lines.last
+  end
+
   test "Puma's settings are strict too: RAILS_MAX_THREADS=abc stops it before it listens" do
     out, status = Open3.capture2e({ "RAILS_MAX_THREADS" => "abc", "PORT" => "1", "BINDING" => "127.0.0.1" },
                                   "timeout", "--kill-after=5", "60", "bundle", "exec", "puma", "-C", "config/puma.rb",

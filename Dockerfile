@@ -36,10 +36,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ruby bundler rake ruby-rails puma ruby-pg ruby-sqlite3 \
       libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 \
- && rm -rf /var/lib/apt/lists/* \
- # One name for jemalloc on amd64 and arm64: LD_PRELOAD=libjemalloc.so.2 works as written.
- && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2 \
- && ldconfig
+ && rm -rf /var/lib/apt/lists/*
+# LD_PRELOAD=libjemalloc.so.2 needs no path: ld.so finds the bare name in its cache,
+# under /usr/lib/x86_64-linux-gnu or /usr/lib/aarch64-linux-gnu alike.
 
 FROM runtime AS lock
 RUN apt-get update \

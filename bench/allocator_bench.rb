@@ -12,10 +12,25 @@ require_relative "allocator_bench/report"
 require_relative "allocator_bench/svg_chart"
 
 module AllocatorBench
-  Settings = Struct.new(:configs, :requests, :concurrency, :mix, :idle, :repeat, :threads, :sample_interval,
-                        :results_dir, :plot, keyword_init: true) do
+  Settings = Struct.new(:preset, :configs, :requests, :concurrency, :mix, :idle, :repeat, :threads,
+                        :sample_interval, :results_dir, :plot, keyword_init: true) do
+    # Settings a preset gives unless the environment sets them. seed: Bloaty McBloatface's
+    # own load, `ab -k -c 25 -n 1000 /posts`, for the three configurations it compared:
+    # plain page views, no workload routes.
+    PRESETS = {
+      "seed" => { "CONFIGS" => "glibc,arena2,jemalloc", "REQUESTS" => "1000", "CONCURRENCY" => "25", "MIX" => "index:1" }
+    }.freeze
+
     def self.from_env(env = ENV)
+      preset = env["PRESET"].to_s.strip
+      unless preset.empty?
+        defaults = PRESETS.fetch(preset) do
+          raise ArgumentError, "PRESET must be one of #{PRESETS.keys.join(", ")} (or unset), got #{env["PRESET"].inspect}"
+        end
+        env = defaults.merge(env.to_h.reject { |_name, value| value.to_s.strip.empty? })
+      end
       new(
+        preset: preset.empty? ? nil : preset,
         configs: Configuration.select(env["CONFIGS"]),
         requests: positive(env, "REQUESTS", 2500),
         concurrency: positive(env, "CONCURRENCY", 25),
@@ -216,7 +231,8 @@ module AllocatorBench
   def self.main
     settings = Settings.from_env
     host = "#{Etc.nprocessors} cores, #{RUBY_DESCRIPTION.split(" (").first}"
-    warn "rake bench: #{settings.configs.map(&:name).join(", ")}; #{settings.requests} requests × " \
+    warn "rake bench: #{"preset #{settings.preset}: " if settings.preset}#{settings.configs.map(&:name).join(", ")}; " \
+         "#{settings.requests} requests × " \
          "#{settings.concurrency} clients, mix #{settings.mix}, idle tail #{settings.idle} s, repeat #{settings.repeat}"
     runner = Runner.new(settings)
     runs = runner.run

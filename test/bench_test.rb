@@ -75,7 +75,8 @@ class BenchTest < Minitest::Test
         { "MIX" => "," } => /MIX names no route, got ","/,
         { "MIX" => "posts:0" } => /MIX weight for posts must be a whole number >= 1, got "0"/,
         { "REQUESTS" => "0" } => /REQUESTS must be a whole number >= 1, got "0"/,
-        { "CONCURRENCY" => "abc" } => /CONCURRENCY must be a whole number >= 1, got "abc"/
+        { "CONCURRENCY" => "abc" } => /CONCURRENCY must be a whole number >= 1, got "abc"/,
+        { "PRESET" => "nope" } => /PRESET must be one of seed \(or unset\), got "nope"/
       }.each do |env, message|
         out, status = Open3.capture2e(bench_env(results).merge(env), "timeout", "--kill-after=5", "30",
                                       RbConfig.ruby, SCRIPT, chdir: ROOT)
@@ -85,6 +86,17 @@ class BenchTest < Minitest::Test
       end
       assert_empty Dir[File.join(results, "*.json")], "no report from a run that did not start"
     end
+  end
+
+  # PRESET=seed: the seed's ab load on its three configurations; what is set explicitly wins.
+  def test_the_seed_preset
+    require_relative "../bench/allocator_bench"
+    seed = AllocatorBench::Settings.from_env("PRESET" => "seed", "MIX" => "")
+    assert_equal %w[glibc arena2 jemalloc], seed.configs.map(&:name)
+    assert_equal [1000, 25, "index:1"], [seed.requests, seed.concurrency, seed.mix.to_s]
+    assert_equal ["/posts"], seed.mix.paths.uniq
+    mine = AllocatorBench::Settings.from_env("PRESET" => "seed", "REQUESTS" => "50", "CONFIGS" => "glibc")
+    assert_equal [["glibc"], 50, "seed"], [mine.configs.map(&:name), mine.requests, mine.preset]
   end
 
   # Fewer requests than wrk has threads, or one connection: wrk still runs, and stops.

@@ -10,7 +10,9 @@ module AllocatorBench
     # strings: 500 Ruby strings of 24 B to 32 KiB, 1% kept in a bounded cache.
     # churn: a heavy request (think CSV export): 8000 native blocks of 8 to 56 KiB, about
     #   200 MB, alive until the request ends; 0.2% kept for the next 50 such requests.
+    # index: what the seed's `ab` asks for, /posts (page 1) every time.
     ROUTES = {
+      "index" => ->(_i) { "/posts" },
       "posts" => ->(i) { "/posts?page=#{i % 20 + 1}" },
       "strings" => ->(i) { "/workload/strings?count=500&seed=#{i}" },
       "churn" => ->(i) { "/workload/churn?count=8000&min_size=8192&max_size=57344&retain=0.002&seed=#{i}" }

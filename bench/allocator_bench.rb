@@ -98,8 +98,7 @@ module AllocatorBench
     # phase: :boot, :load or :idle; done: the share of that phase done, 0.0..1.0.
     def update(label, phase, done = 0.0)
       span = PHASES.fetch(phase)
-      units = @run * UNITS_PER_RUN + span.begin + ((span.end - span.begin) * done.clamp(0.0, 1.0)).floor
-      @bar.progress = [units, @bar.total - 1].min
+      advance_to(@run * UNITS_PER_RUN + span.begin + ((span.end - span.begin) * done.clamp(0.0, 1.0)).floor)
       # A new title redraws at once; a progress update alone may be throttled. Set last,
       # the frame shows both.
       @bar.title = label
@@ -110,7 +109,7 @@ module AllocatorBench
     def finish_run
       @run += 1
       @phase = nil
-      @bar.progress = [@run * UNITS_PER_RUN, @bar.total - 1].min
+      advance_to(@run * UNITS_PER_RUN)
     end
 
     def finish
@@ -118,6 +117,13 @@ module AllocatorBench
       @bar.title = "done"
       @bar.finish
       @io.puts(@bar.to_s(DONE_FORMAT)) unless @tty
+    end
+
+    private
+
+    # Short of the total until #finish: at the total, the bar would call itself done.
+    def advance_to(units)
+      @bar.progress = [units, @bar.total - 1].min
     end
   end
 

@@ -18,13 +18,12 @@ class WorkloadsController < ApplicationController
 
   # GET /workload/strings?count=500&min_size=24&max_size=32768&keep=0.01&seed=1
   def strings
-    count = query_params.integer(:count, default: 500, range: 1..20_000)
-    sizes = query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE)
-    workload = StringWorkload.new(count: count, sizes: sizes, keep: query_params.fraction(:keep, default: 0.01),
-                                  seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62)))
-    WorkloadBudget.reserve(StringWorkload.worst_case_bytes(count: count, sizes: sizes), what: "count × max_size") do
-      render json: workload.run
-    end
+    run_within_budget StringWorkload.new(
+      count: query_params.integer(:count, default: 500, range: 1..20_000),
+      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      keep: query_params.fraction(:keep, default: 0.01),
+      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+    )
   end
 
   # GET /workload/churn?count=2000&min_size=24&max_size=32768&retain=0.01&window=2000&seed=1
@@ -32,13 +31,19 @@ class WorkloadsController < ApplicationController
   # request's own objects are.
   def churn
     count = query_params.integer(:count, default: 2_000, range: 1..100_000)
-    window = query_params.integer(:window, default: count, range: 0..100_000)
-    sizes = query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE)
-    retain = query_params.fraction(:retain, default: 0.01)
-    workload = NativeWorkload.new(count: count, window: window, sizes: sizes, retain: retain,
-                                  seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62)))
-    bytes = NativeWorkload.worst_case_bytes(count: count, window: window, retain: retain, sizes: sizes)
-    WorkloadBudget.reserve(bytes, what: "(min(window, count) + count × retain) × max_size") do
+    run_within_budget NativeWorkload.new(
+      count: count,
+      window: query_params.integer(:window, default: count, range: 0..100_000),
+      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      retain: query_params.fraction(:retain, default: 0.01),
+      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+    )
+  end
+
+  private
+
+  def run_within_budget(workload)
+    WorkloadBudget.reserve(workload.worst_case_bytes, what: workload.class::WORST_CASE) do
       render json: workload.run
     end
   end

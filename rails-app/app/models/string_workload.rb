@@ -8,16 +8,19 @@ class StringWorkload
   CACHE_BYTES = 64 << 20
   CACHE = BoundedCache.new(entries: CACHE_ENTRIES, bytes: CACHE_BYTES, &:bytesize)
 
-  # The most this request can hold at once: every string at its largest.
-  def self.worst_case_bytes(count:, sizes:)
-    count * sizes.max
-  end
+  # How worst_case_bytes is reckoned, for the budget's message.
+  WORST_CASE = "count × max_size"
 
   def initialize(count:, sizes:, keep:, seed:)
     @count = count
     @sizes = sizes
     @keep = keep
     @random = Random.new(seed)
+  end
+
+  # The most this request can hold at once: every string at its largest.
+  def worst_case_bytes
+    @count * @sizes.max
   end
 
   # Returns the bytes built and the number of strings kept.

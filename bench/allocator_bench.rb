@@ -6,13 +6,13 @@
 require "fileutils"
 require "time"
 require_relative "allocator_bench/configuration"
-require_relative "allocator_bench/server"
-require_relative "allocator_bench/load"
+require_relative "allocator_bench/workloads"
 require_relative "allocator_bench/report"
 require_relative "allocator_bench/svg_chart"
+require_relative "allocator_bench/tradeoff_chart"
 
 module AllocatorBench
-  Settings = Struct.new(:preset, :configs, :requests, :concurrency, :mix, :idle, :repeat, :threads,
+  Settings = Struct.new(:workload, :preset, :configs, :requests, :jobs, :concurrency, :mix, :idle, :repeat, :threads,
                         :sample_interval, :results_dir, :plot, keyword_init: true) do
     # Settings a preset gives unless the environment sets them. seed: Bloaty McBloatface's
     # own load, `ab -k -c 25 -n 1000 /posts`, for the three configurations it compared:
@@ -22,7 +22,15 @@ module AllocatorBench
     }.freeze
 
     def self.from_env(env = ENV)
+      workload = env["WORKLOAD"].to_s.strip
+      workload = "web" if workload.empty?
+      unless Workloads::ALL.key?(workload)
+        raise ArgumentError, "WORKLOAD must be one of #{Workloads::ALL.keys.join(", ")} (or unset), got #{env["WORKLOAD"].inspect}"
+      end
+
       preset = env["PRESET"].to_s.strip
+      raise ArgumentError, "PRESET=#{preset} is a web load; it does not go with WORKLOAD=#{workload}" if !preset.empty? && workload != "web"
+
       unless preset.empty?
         defaults = PRESETS.fetch(preset) do
           raise ArgumentError, "PRESET must be one of #{PRESETS.keys.join(", ")} (or unset), got #{env["PRESET"].inspect}"
@@ -30,9 +38,11 @@ module AllocatorBench
         env = defaults.merge(env.to_h.reject { |_name, value| value.to_s.strip.empty? })
       end
       new(
+        workload: workload,
         preset: preset.empty? ? nil : preset,
         configs: Configuration.select(env["CONFIGS"]),
         requests: positive(env, "REQUESTS", 2500),
+        jobs: positive(env, "JOBS", 6000),
         concurrency: positive(env, "CONCURRENCY", 25),
         # Most requests are ordinary; one in 40 is heavy. Each Puma thread that serves a
         # heavy one leaves its arena at that high-water mark (see README).
@@ -128,8 +138,11 @@ module AllocatorBench
   end
 
   class Runner
+    attr_reader :workload
+
     def initialize(settings)
       @settings = settings
+      @workload = Workloads.for(settings.workload, settings)
       @progress = Progress.new(settings.configs.size * settings.repeat)
       @started = Time.now
     end
@@ -145,11 +158,15 @@ module AllocatorBench
       @progress.finish
       runs
     ensure
-      Server.stop_all
+      ChildProcess.stop_all
     end
 
     def stamp
       @started.utc.strftime("%Y%m%d-%H%M%S")
+    end
+
+    def elapsed
+      (Time.now - @started).round
     end
 
     private
@@ -166,14 +183,13 @@ module AllocatorBench
       end
 
       log_path = File.join(@settings.results_dir, "#{stamp}-#{config.name}-#{round}.log")
-      server = Server.new(config, threads: @settings.threads, log_path: log_path)
       boot_started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       label(config, round, "booting", :boot)
       begin
-        server.start
-      rescue Server::BootError => e
+        server = @workload.start(config, log_path: log_path)
+      rescue BootError => e
         @progress.finish_run
-        warn "\n#{config.name}: #{e.message}; the tail of #{log_path}:\n#{server.log_tail}"
+        warn "\n#{config.name}: #{e.message}; the tail of #{log_path}:\n#{ChildProcess.log_tail(log_path)}"
         return run.merge(failed: e.message)
       end
       run[:server_pid] = server.pid
@@ -186,10 +202,9 @@ module AllocatorBench
       sampler = Sampler.new(server, interval: @settings.sample_interval, started_at: boot_started).start
       run[:rss_start] = server.rss
       sampler.phase = "load"
-      load = Load.new(requests: @settings.requests, concurrency: @settings.concurrency, mix: @settings.mix,
-                      max_seconds: 600).run(server.port) do |answered|
-        label(config, round, "load, #{answered}/#{@settings.requests} requests", :load,
-              answered.fdiv(@settings.requests))
+      total = @workload.total
+      load = @workload.drive(server) do |done|
+        label(config, round, "load, #{done}/#{total} #{@workload.unit}", :load, done.fdiv(total))
       end
       run[:rss_end_of_load] = server.rss
       sampler.phase = "idle"
@@ -198,30 +213,25 @@ module AllocatorBench
       @progress.finish_run
       stats = server.stats
       sampler.stop
-      run.merge(load_figures(load), arena_figures(stats), trimmer: stats["trimmer"], rss_peak: sampler.peak,
+      run.merge(load, arena_figures(stats), trimmer: stats["trimmer"], rss_peak: sampler.peak,
                 samples: sampler.samples)
     end
 
-    # The load stops, but not all traffic: a trickle of ordinary page views (4 a second),
-    # as a server sees between busy spells. jemalloc without background threads purges
-    # an arena only when some thread allocates there, so a silent process would keep
-    # every page it has.
+    # The load stops, but not all traffic: a trickle of ordinary page views or small jobs
+    # (4 a second), as a server sees between busy spells. jemalloc without background
+    # threads purges an arena only when some thread allocates there, so a silent process
+    # would keep every page it has.
     def idle_tail(server, config, round)
       deadline = monotonic + @settings.idle
       while (left = deadline - monotonic).positive?
         label(config, round, "idle tail, #{left.ceil} s left", :idle, 1 - left / @settings.idle)
-        server.get("/posts?page=#{rand(1..20)}")
+        @workload.tick(server)
         sleep 0.25
       end
     end
 
     def monotonic
       Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    end
-
-    def load_figures(load)
-      { rps: load[:rps], p50_ms: load[:p50_us] / 1000.0, p99_ms: load[:p99_us] / 1000.0, requests: load[:requests],
-        errors: load[:errors] }
     end
 
     def arena_figures(stats)
@@ -237,27 +247,32 @@ module AllocatorBench
   def self.main
     settings = Settings.from_env
     host = "#{Etc.nprocessors} cores, #{RUBY_DESCRIPTION.split(" (").first}"
-    warn "rake bench: #{"preset #{settings.preset}: " if settings.preset}#{settings.configs.map(&:name).join(", ")}; " \
-         "#{settings.requests} requests × " \
-         "#{settings.concurrency} clients, mix #{settings.mix}, idle tail #{settings.idle} s, repeat #{settings.repeat}"
     runner = Runner.new(settings)
+    workload = runner.workload
+    warn "rake bench: #{"preset #{settings.preset}: " if settings.preset}#{settings.configs.map(&:name).join(", ")}; " \
+         "#{workload.describe}; idle tail #{settings.idle} s, repeat #{settings.repeat}"
     runs = runner.run
-    report = Report.new(runs, settings.to_h.merge(host: host, date: Time.now.utc.iso8601))
-    base = File.join(settings.results_dir, "bench-#{runner.stamp}")
+    report = Report.new(runs, settings.to_h.merge(host: host, date: Time.now.utc.iso8601, workload: workload.describe),
+                        rate: workload.rate)
+    base = File.join(settings.results_dir, "bench-#{"#{workload.name}-" unless workload.name == "web"}#{runner.stamp}")
     report.write_json("#{base}.json")
-    title = "RSS of one Puma process, #{settings.threads} threads (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
+    title = "RSS of #{workload.process} (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
     File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
+    File.write("#{base}-tradeoff.svg", TradeoffChart.new(report.rows, title: "Memory against speed: #{workload.process} " \
+                                                                              "(#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})",
+                                                                       rate: workload.rate).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *report.findings
     width = settings.configs.map { |config| config.name.size }.max
-    puts "", *settings.configs.map { |config| format("%-#{width}s  %s", config.name, config.summary) }
+    puts "", "Workload: #{workload.describe}.",
+         *settings.configs.map { |config| format("%-#{width}s  %s", config.name, config.summary) }
     terminal_plot(runs) if settings.plot
-    puts "", "JSON: #{base}.json", "SVG:  #{base}.svg"
+    puts "", "JSON: #{base}.json", "SVG:  #{base}.svg", "      #{base}-tradeoff.svg (RSS after idle against speed)", format("Wall time: %dm%02ds", *runner.elapsed.divmod(60))
   rescue ArgumentError => e
     abort "rake bench: #{e.message}"
   rescue Interrupt
-    Server.stop_all
-    abort "\nrake bench: interrupted; every server it started is stopped"
+    ChildProcess.stop_all
+    abort "\nrake bench: interrupted; every process it started is stopped"
   end
 
   def self.terminal_plot(runs)

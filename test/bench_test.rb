@@ -6,6 +6,7 @@ require "rexml/document"
 
 # rake bench on a tiny load: two configurations, a few hundred requests, a short tail.
 class BenchTest < Minitest::Test
+  include ProcessTree
   ROOT = File.expand_path("..", __dir__)
   SCRIPT = File.join(ROOT, "bench/allocator_bench.rb")
 
@@ -34,6 +35,12 @@ class BenchTest < Minitest::Test
       svg = REXML::Document.new(File.read(svg_path))
       assert_equal "svg", svg.root.name
       assert_equal 2, REXML::XPath.match(svg, "//polyline").size
+      tradeoff = REXML::Document.new(File.read(svg_path.sub(/\.svg\z/, "-tradeoff.svg")))
+      points = REXML::XPath.match(tradeoff, "//circle[@class='point']")
+      assert_equal %w[glibc arena2 glibc arena2], points.map { |point| point.elements["title"].text },
+                   "one point per configuration in each panel"
+      glibc_y, arena2_y = points.first(2).map { |point| point.attributes["cy"].to_f }
+      assert_operator glibc_y, :<, arena2_y, "glibc's larger RSS after idle is drawn higher"
       assert_match(/^glibc +\d+/, out)
       assert_match(/^arena2 +\d+/, out)
       plot = out[/RSS \(MB\) over seconds.*?(?=^JSON:)/m]
@@ -76,7 +83,10 @@ class BenchTest < Minitest::Test
         { "MIX" => "posts:0" } => /MIX weight for posts must be a whole number >= 1, got "0"/,
         { "REQUESTS" => "0" } => /REQUESTS must be a whole number >= 1, got "0"/,
         { "CONCURRENCY" => "abc" } => /CONCURRENCY must be a whole number >= 1, got "abc"/,
-        { "PRESET" => "nope" } => /PRESET must be one of seed \(or unset\), got "nope"/
+        { "PRESET" => "nope" } => /PRESET must be one of seed \(or unset\), got "nope"/,
+        { "WORKLOAD" => "nope" } => /WORKLOAD must be one of web, sidekiq \(or unset\), got "nope"/,
+        { "WORKLOAD" => "sidekiq", "PRESET" => "seed" } => /PRESET=seed is a web load; it does not go with WORKLOAD=sidekiq/,
+        { "WORKLOAD" => "sidekiq", "JOBS" => "-3" } => /JOBS must be a whole number >= 1, got "-3"/
       }.each do |env, message|
         out, status = Open3.capture2e(bench_env(results).merge(env), "timeout", "--kill-after=5", "30",
                                       RbConfig.ruby, SCRIPT, chdir: ROOT)
@@ -196,20 +206,5 @@ class BenchTest < Minitest::Test
   ensure
     $stderr.close
     $stderr = saved
-  end
-
-  def children_of(parent)
-    Dir["/proc/[0-9]*/stat"].filter_map do |path|
-      fields = File.read(path).split(") ").last.split
-      File.basename(File.dirname(path)).to_i if fields[1].to_i == parent
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-  end
-
-  def command_of(pid)
-    File.read("/proc/#{pid}/cmdline").tr("\0", " ")
-  rescue Errno::ENOENT
-    ""
   end
 end

@@ -14,7 +14,7 @@ class ConfigurationsTest < Minitest::Test
   def test_the_default_six_and_all
     names = ->(spec) { AllocatorBench::Configuration.select(spec).map(&:name) }
     assert_equal %w[glibc arena2 jemalloc trim tcmalloc mimalloc], names.call(nil)
-    assert_equal names.call(nil) + %w[jemalloc-tuned jemalloc-bg arena4 mmap-fixed], names.call("all")
+    assert_equal names.call(nil) + %w[jemalloc-tuned jemalloc-bg arena4 yjit mmap-fixed], names.call("all")
     assert_equal %w[arena4 glibc], names.call("arena4, glibc")
   end
 
@@ -38,6 +38,13 @@ class ConfigurationsTest < Minitest::Test
     with_server("arena4") do |_server, stats|
       assert_includes 2..4, stats.dig("arena_stats", "arena_count")
     end
+  end
+
+  def test_yjit_is_on_in_the_server
+    skip "this Ruby was built without YJIT" unless defined?(RubyVM::YJIT)
+
+    with_server("yjit") { |_server, stats| assert_equal true, stats.dig("process", "yjit") }
+    with_server("glibc") { |_server, stats| assert_equal false, stats.dig("process", "yjit") }
   end
 
   # glibc raises its mmap threshold to the size of a freed mmapped chunk: after a 1 MiB

@@ -32,7 +32,7 @@ class DockerTest < Minitest::Test
     skip_or_fail_without_engine
     remove_abandoned_stacks
     @project = "#{PROJECT_PREFIX}#{Process.pid}"
-    @port = AllocatorBench::Server.free_port
+    @port = AllocatorBench::ChildProcess.free_port
     @env = image_settings.merge("PORT" => @port.to_s, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil)
     compose("build", "--force-rm", timeout: 1800)
   end

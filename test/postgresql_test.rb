@@ -16,7 +16,7 @@ class PostgresqlTest < Minitest::Test
     bin = Dir["/usr/lib/postgresql/*/bin"].max_by { |path| path[%r{/(\d+)/bin}, 1].to_i }
     flunk "PostgreSQL's server is not installed (bin/setup installs the postgresql package)" unless bin
     @pg_ctl = File.join(bin, "pg_ctl")
-    @port = AllocatorBench::Server.free_port
+    @port = AllocatorBench::ChildProcess.free_port
     # PostgreSQL refuses to run as root: then the cluster belongs to the postgres user.
     FileUtils.chown_R("postgres", nil, @dir) if Process.uid.zero?
     # UTF-8 whatever the machine's locale: without one, initdb would make SQL_ASCII

@@ -20,8 +20,8 @@ module AllocatorBench
             summary: "glibc, malloc_trim(0) every second from BloatProbe::Trimmer"),
         new(name: "tcmalloc", library: "libtcmalloc_minimal.so.4", package: "libtcmalloc-minimal4",
             summary: "tcmalloc (gperftools) via LD_PRELOAD"),
-        new(name: "mimalloc", library: "libmimalloc.so.2", package: "libmimalloc2.0",
-            summary: "mimalloc 2 via LD_PRELOAD"),
+        new(name: "mimalloc", library: %w[libmimalloc.so.3 libmimalloc.so.2], package: "libmimalloc3 or libmimalloc2.0",
+            summary: "mimalloc via LD_PRELOAD (2.0 on Debian 12, 3.0 on Debian 13)"),
         new(name: "jemalloc-tuned", library: "libjemalloc.so.2", package: "libjemalloc2",
             env: { "MALLOC_CONF" => "dirty_decay_ms:1000,narenas:2,background_thread:true" },
             summary: "jemalloc, MALLOC_CONF=dirty_decay_ms:1000,narenas:2,background_thread:true " \
@@ -30,6 +30,9 @@ module AllocatorBench
             env: { "MALLOC_CONF" => "background_thread:true" },
             summary: "jemalloc, MALLOC_CONF=background_thread:true alone (purges without waiting for activity)"),
         new(name: "arena4", env: { "MALLOC_ARENA_MAX" => "4" }, summary: "glibc with MALLOC_ARENA_MAX=4"),
+        new(name: "yjit", env: { "RUBY_YJIT_ENABLE" => "1" },
+            summary: "glibc's defaults with Ruby's YJIT on (RUBY_YJIT_ENABLE=1): its machine code and metadata " \
+                     "are memory of their own"),
         new(name: "mmap-fixed", env: { "MALLOC_MMAP_THRESHOLD_" => "131072" },
             summary: "glibc with MALLOC_MMAP_THRESHOLD_=131072: the mmap threshold fixed at 128 KiB, " \
                      "not raised by large frees")
@@ -51,17 +54,22 @@ module AllocatorBench
       chosen
     end
 
+    # library: one file name, or several (the first found wins: Debian 13 has mimalloc's
+    # .so.3 where Debian 12 has its .so.2).
     def library_path
       return nil unless library
 
-      LIBRARY_DIRS.map { |dir| File.join(dir, library) }.find { |path| File.exist?(path) }
+      Array(library).product(LIBRARY_DIRS).map { |name, dir| File.join(dir, name) }.find { |path| File.exist?(path) }
     end
 
     # Why this configuration cannot run here, or nil.
     def missing
+      if env.to_h.key?("RUBY_YJIT_ENABLE") && !defined?(RubyVM::YJIT)
+        return "this Ruby (#{RUBY_VERSION}) was built without YJIT"
+      end
       return nil if library.nil? || library_path
 
-      "#{library} not found (apt-get install #{package})"
+      "#{Array(library).join(" or ")} not found (apt-get install #{package})"
     end
 
     def server_env

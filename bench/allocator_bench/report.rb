@@ -9,14 +9,18 @@ module AllocatorBench
       rss_start: "RSS start", rss_peak: "RSS peak", rss_end_of_load: "RSS end", rss_after_idle: "RSS idle"
     }.freeze
 
-    def initialize(runs, settings)
+    attr_reader :rows
+
+    # rate: what the throughput counts, "req/s" or "jobs/s".
+    def initialize(runs, settings, rate: "req/s")
       @runs = runs
       @settings = settings
+      @rate = rate
       @rows = runs.group_by { |run| run[:config] }.map { |name, group| summarise(name, group) }
     end
 
     def table
-      headers = ["config", "req/s", "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use"]
+      headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use"]
       body = @rows.map do |row|
         next [row[:config], "skipped: #{row[:skipped]}"] if row[:skipped]
         next [row[:config], "failed: #{row[:failed]}"] if row[:failed]
@@ -32,7 +36,7 @@ module AllocatorBench
       base = @rows.find { |row| row[:config] == "glibc" && !row[:skipped] && !row[:failed] }
       return "(no glibc row: no ratios)\n" unless base
 
-      headers = ["× glibc", *MEMORY_COLUMNS.values, "in use", "free", "req/s"]
+      headers = ["× glibc", *MEMORY_COLUMNS.values, "in use", "free", @rate]
       body = @rows.reject { |row| row[:skipped] || row[:failed] }.map do |row|
         [row[:config], *(MEMORY_COLUMNS.keys + %i[in_use free rps]).map { |key| ratio(row, base, key) }]
       end
@@ -64,9 +68,9 @@ module AllocatorBench
 
       sentence = "Lowest RSS after the idle tail: #{best[:config]}, #{mb(best[:rss_after_idle])} MB"
       if glibc && best != glibc && glibc[:rss_after_idle] && glibc[:rps] && best[:rps]
-        sentence += format(" (%.2f× glibc's %s MB), at %.0f req/s against glibc's %.0f (%.2f×)",
+        sentence += format(" (%.2f× glibc's %s MB), at %.0f %s against glibc's %.0f (%.2f×)",
                            best[:rss_after_idle].fdiv(glibc[:rss_after_idle]), mb(glibc[:rss_after_idle]),
-                           best[:rps], glibc[:rps], best[:rps].fdiv(glibc[:rps]))
+                           best[:rps], @rate, glibc[:rps], best[:rps].fdiv(glibc[:rps]))
       end
       "#{sentence}."
     end

@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "net/http"
-require "socket"
 require "json"
+require_relative "child_process"
 
 module AllocatorBench
   # rails-app under Puma (production, one process) on a free loopback port.
@@ -16,27 +16,9 @@ module AllocatorBench
       puma: %w[bundle exec puma -C config/puma.rb]
     }.freeze
 
-    class BootError < StandardError; end
+    include ChildProcess
 
-    @running = []
-    class << self
-      attr_reader :running
-
-      # Stops every server still running; called on exit, error or Ctrl-C.
-      def stop_all
-        running.dup.each(&:stop)
-      end
-
-      # Port 0 makes the kernel pick a port no other process listens on.
-      def free_port
-        server = TCPServer.new("127.0.0.1", 0)
-        server.addr[1]
-      ensure
-        server&.close
-      end
-    end
-
-    attr_reader :pid, :port
+    attr_reader :port
 
     def initialize(config, threads:, log_path:, command: :puma)
       @config = config
@@ -46,7 +28,7 @@ module AllocatorBench
     end
 
     def start
-      @port = self.class.free_port
+      @port = ChildProcess.free_port
       env = {
         "RAILS_ENV" => "production", "PORT" => @port.to_s, "BINDING" => "127.0.0.1",
         "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
@@ -60,9 +42,8 @@ module AllocatorBench
         "PIDFILE" => File.join(File.dirname(@log_path), "server-#{@port}.pid")
       }.merge(@config.server_env)
       # bundle exec (and the rails command) replace themselves, so this pid is the server's.
-      @pid = Process.spawn(env, *@command, chdir: APP_DIR, out: @log_path, err: %i[child out], pgroup: true)
-      self.class.running << self
-      wait_until_healthy
+      spawn_child(env, @command, chdir: APP_DIR)
+      wait_until(BOOT_TIMEOUT, "the server") { healthy? }
       self
     end
 
@@ -74,74 +55,12 @@ module AllocatorBench
       JSON.parse(get("/bloat/stats").body)
     end
 
-    def rss
-      File.foreach("/proc/#{@pid}/status") { |line| return line.split[1].to_i * 1024 if line.start_with?("VmRSS:") }
-      nil
-    rescue Errno::ENOENT, Errno::ESRCH
-      nil
-    end
-
-    def stop
-      return unless @pid
-
-      signal_group("TERM")
-      deadline = monotonic + 10
-      sleep 0.1 while monotonic < deadline && alive?
-      signal_group("KILL") if alive?
-      reap
-      self.class.running.delete(self)
-      @pid = nil
-    end
-
-    def alive?
-      Process.waitpid(@pid, Process::WNOHANG).nil?
-    rescue Errno::ECHILD
-      false
-    end
-
-    # The last lines of the log without backtrace frames, so the error message shows.
-    def log_tail(lines = 12)
-      File.readlines(@log_path).reject { |line| line.lstrip.start_with?("from ") }.last(lines).join
-    rescue Errno::ENOENT
-      ""
-    end
-
     private
-
-    def wait_until_healthy
-      deadline = monotonic + BOOT_TIMEOUT
-      loop do
-        raise BootError, "the server exited while booting" unless alive?
-        return if healthy?
-        raise BootError, "no answer on port #{@port} within #{BOOT_TIMEOUT} s" if monotonic > deadline
-
-        sleep 0.25
-      end
-    rescue BootError
-      stop
-      raise
-    end
 
     def healthy?
       get("/bloat/stats").is_a?(Net::HTTPSuccess)
     rescue SystemCallError, IOError, Net::OpenTimeout, Net::ReadTimeout
       false
-    end
-
-    def signal_group(signal)
-      Process.kill(signal, -@pid)
-    rescue Errno::ESRCH, Errno::EPERM
-      nil
-    end
-
-    def reap
-      Process.wait(@pid)
-    rescue Errno::ECHILD
-      nil
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
   end
 end

@@ -3,6 +3,20 @@
 require "erb"
 
 module AllocatorBench
+  # What both charts need: a round upper bound for an axis, and escaped text.
+  module Svg
+    def self.ceiling(value)
+      return 1 unless value.positive?
+
+      step = 10**Math.log10(value).floor
+      (value / step).ceil * step
+    end
+
+    def self.esc(text)
+      ERB::Util.html_escape(text)
+    end
+  end
+
   # RSS over time, one line per configuration (one per run when REPEAT > 1), as SVG.
   class SvgChart
     WIDTH = 900
@@ -18,7 +32,7 @@ module AllocatorBench
     def to_s
       max_t = [@series.flat_map { |run| run[:samples].map { |s| s[:t] } }.max || 1, 1].max
       max_mb = [(@series.flat_map { |run| run[:samples].map { |s| s[:rss] } }.max || 1) / 1e6, 1].max
-      max_mb = nice_ceiling(max_mb)
+      max_mb = Svg.ceiling(max_mb)
       colour = colours
       parts = [header, axes(max_t, max_mb)]
       @series.each do |run|
@@ -28,7 +42,7 @@ module AllocatorBench
       colour.each_with_index do |(name, hex), i|
         ly = MARGIN[:top] + 20 * i
         parts << %(<line x1="#{WIDTH - MARGIN[:right] + 15}" y1="#{ly}" x2="#{WIDTH - MARGIN[:right] + 35}" y2="#{ly}" stroke="#{hex}" stroke-width="3"/>)
-        parts << %(<text x="#{WIDTH - MARGIN[:right] + 40}" y="#{ly + 4}">#{esc(name)}</text>)
+        parts << %(<text x="#{WIDTH - MARGIN[:right] + 40}" y="#{ly + 4}">#{Svg.esc(name)}</text>)
       end
       parts << "</svg>\n"
       parts.join("\n")
@@ -43,7 +57,7 @@ module AllocatorBench
     def header
       %(<svg xmlns="http://www.w3.org/2000/svg" width="#{WIDTH}" height="#{HEIGHT}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="#{WIDTH / 2}" y="22" text-anchor="middle" font-size="15">#{esc(@title)}</text>)
+<text x="#{WIDTH / 2}" y="22" text-anchor="middle" font-size="15">#{Svg.esc(@title)}</text>)
     end
 
     def axes(max_t, max_mb)
@@ -70,15 +84,6 @@ module AllocatorBench
 
     def y(mb, max_mb)
       HEIGHT - MARGIN[:bottom] - mb / max_mb * (HEIGHT - MARGIN[:top] - MARGIN[:bottom])
-    end
-
-    def nice_ceiling(value)
-      step = 10**Math.log10(value).floor
-      (value / step).ceil * step
-    end
-
-    def esc(text)
-      ERB::Util.html_escape(text)
     end
   end
 end

@@ -14,8 +14,10 @@ class BloatController < ApplicationController
 
   def stats
     render json: {
-      # Which process answered: in cluster mode (WEB_CONCURRENCY) each worker has its own.
-      process: { pid: Process.pid, worker: Rails.configuration.x.bloat_probe.worker_index },
+      # Which process answered (in cluster mode, WEB_CONCURRENCY, each worker has its own),
+      # and on what Ruby: YJIT's code is memory of its own.
+      process: { pid: Process.pid, worker: Rails.configuration.x.bloat_probe.worker_index, ruby: RUBY_VERSION,
+                 yjit: defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false },
       arena_stats: BloatProbe.arena_stats.to_h,
       memory: BloatProbe.memory(detail: true).to_h,
       trimmer: Rails.configuration.x.bloat_probe.trimmer&.to_h,

@@ -1,0 +1,117 @@
+# frozen_string_literal: true
+
+require "json"
+require_relative "child_process"
+
+module AllocatorBench
+  # A redis-server of the bench's own on a free loopback port: no persistence, no
+  # password, gone with the bench.
+  class RedisServer
+    include ChildProcess
+
+    attr_reader :url
+
+    def initialize(log_path:)
+      @log_path = log_path
+    end
+
+    def start
+      port = ChildProcess.free_port
+      @url = "redis://127.0.0.1:#{port}/0"
+      command = ["redis-server", "--bind", "127.0.0.1", "--port", port.to_s, "--save", "", "--appendonly", "no",
+                 "--protected-mode", "yes"]
+      spawn_child({}, command, chdir: File.dirname(@log_path))
+      wait_until(30, "redis-server") { reachable?(port) }
+      self
+    end
+
+    private
+
+    def reachable?(port)
+      TCPSocket.new("127.0.0.1", port).close
+      true
+    rescue SystemCallError
+      false
+    end
+  end
+
+  # `sidekiq -c THREADS` with bench/sidekiq/jobs.rb, against its own Redis.
+  class SidekiqWorker
+    include ChildProcess
+
+    JOBS = File.expand_path("../sidekiq/jobs.rb", __dir__)
+    BOOT_TIMEOUT = 60
+    # Keys of bench/sidekiq/jobs.rb.
+    DURATIONS = "bloat_probe_bench:job_seconds"
+    STATS = "bloat_probe_bench:stats"
+
+    def initialize(config, threads:, log_path:)
+      @config = config
+      @threads = threads
+      @log_path = log_path
+    end
+
+    def start
+      require "sidekiq"
+      @redis = RedisServer.new(log_path: @log_path.sub(/\.log\z/, "-redis.log")).start
+      Sidekiq.configure_client { |config| config.redis = { url: @redis.url, size: 2 } }
+      # redis-rb 4.8 (Debian 12) warns about Sidekiq 6.4's calls: its own API notices.
+      Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+      env = { "REDIS_URL" => @redis.url, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
+              "BLOAT_PROBE_TRIM_INTERVAL" => nil, "RUBYOPT" => nil }.merge(@config.server_env)
+      spawn_child(env, ["sidekiq", "-c", @threads.to_s, "-r", JOBS, "-e", "production"], chdir: File.dirname(@log_path))
+      # Sidekiq registers itself in Redis once its job threads run.
+      wait_until(BOOT_TIMEOUT, "sidekiq") { redis("SCARD", "processes").to_i.positive? }
+      self
+    end
+
+    # Enqueues `count` jobs that each build `strings` strings, in batches, and yields the
+    # number done as it grows; returns the jobs' own durations (seconds) and the wall time.
+    def run_jobs(count, strings:, max_seconds:)
+      redis("DEL", DURATIONS)
+      started = monotonic
+      (0...count).each_slice(1000) do |slice|
+        Sidekiq::Client.push_bulk("class" => "StringsJob", "args" => slice.map { |i| [strings, i] })
+      end
+      loop do
+        done = redis("LLEN", DURATIONS).to_i
+        yield done if block_given?
+        break if done >= count
+        raise "sidekiq stopped" unless alive?
+        raise "#{done}/#{count} jobs done after #{max_seconds} s" if monotonic - started > max_seconds
+
+        sleep 0.1
+      end
+      { seconds: redis("LRANGE", DURATIONS, 0, -1).map(&:to_f), wall: monotonic - started }
+    end
+
+    # One small job, as a quiet worker still gets now and then.
+    def tick
+      Sidekiq::Client.push("class" => "StringsJob", "args" => [20, rand(1 << 30)])
+    end
+
+    # What BloatProbe reads inside the worker, asked of it by a job.
+    def stats
+      Sidekiq::Client.push("class" => "ProbeJob", "args" => [])
+      _key, json = redis("BLPOP", STATS, 30)
+      raise "sidekiq did not answer the probe job within 30 s" unless json
+
+      JSON.parse(json)
+    end
+
+    def redis_pid
+      @redis&.pid
+    end
+
+    def stop
+      super
+      @redis&.stop
+    end
+
+    private
+
+    def redis(*command)
+      Sidekiq.redis { |connection| connection.call(*command) }
+    end
+  end
+end

@@ -1,0 +1,103 @@
+# frozen_string_literal: true
+
+require_relative "server"
+require_relative "load"
+require_relative "sidekiq_worker"
+
+module AllocatorBench
+  # What the bench drives, one configuration at a time: WORKLOAD=web (rails-app under
+  # Puma, loaded by wrk) or WORKLOAD=sidekiq (a Sidekiq worker fed jobs through Redis).
+  # Each starts its process, drives it to a count of requests or jobs, and keeps it
+  # ticking during the idle tail.
+  module Workloads
+    class Web
+      attr_reader :settings
+
+      def initialize(settings)
+        @settings = settings
+      end
+
+      def name = "web"
+      def unit = "requests"
+      def rate = "req/s"
+      def total = settings.requests
+
+      def process = "one Puma process, #{settings.threads} threads"
+
+      def describe
+        "#{process}, serving rails-app (production) to wrk: " \
+          "#{settings.requests} requests from #{settings.concurrency} clients, mix #{settings.mix}"
+      end
+
+      def start(config, log_path:)
+        Server.new(config, threads: settings.threads, log_path: log_path).start
+      end
+
+      # Yields the count answered as it grows.
+      def drive(server, &progress)
+        load = Load.new(requests: settings.requests, concurrency: settings.concurrency, mix: settings.mix,
+                        max_seconds: 600).run(server.port, &progress)
+        { rps: load[:rps], p50_ms: load[:p50_us] / 1000.0, p99_ms: load[:p99_us] / 1000.0, requests: load[:requests],
+          errors: load[:errors] }
+      end
+
+      # An ordinary page view.
+      def tick(server)
+        server.get("/posts?page=#{rand(1..20)}")
+      end
+    end
+
+    class Sidekiq
+      # Strings each job builds (24 B to 32 KiB, log-uniform; 1% kept).
+      STRINGS = 300
+
+      attr_reader :settings
+
+      def initialize(settings)
+        @settings = settings
+      end
+
+      def name = "sidekiq"
+      def unit = "jobs"
+      def rate = "jobs/s"
+      def total = settings.jobs
+
+      def process = "one Sidekiq process, #{settings.threads} threads"
+
+      def describe
+        "#{process} (sidekiq -c #{settings.threads}) with its own redis-server: " \
+          "#{settings.jobs} jobs enqueued at once, each building #{STRINGS} strings of 24 B to 32 KiB and keeping 1%"
+      end
+
+      def start(config, log_path:)
+        SidekiqWorker.new(config, threads: settings.threads, log_path: log_path).start
+      end
+
+      # Job p50/p99 are the jobs' own run times, not their wait in the queue.
+      def drive(worker, &progress)
+        result = worker.run_jobs(settings.jobs, strings: STRINGS, max_seconds: 600, &progress)
+        times = result[:seconds].sort
+        { rps: times.size / result[:wall], p50_ms: percentile(times, 0.50) * 1000, p99_ms: percentile(times, 0.99) * 1000,
+          requests: times.size, errors: settings.jobs - times.size, redis_pid: worker.redis_pid }
+      end
+
+      # A small job, as a quiet worker still gets now and then.
+      def tick(worker)
+        worker.tick
+      end
+
+      private
+
+      def percentile(sorted, share)
+        sorted[((sorted.size - 1) * share).round]
+      end
+    end
+
+    ALL = { "web" => Web, "sidekiq" => Sidekiq }.freeze
+
+    def self.for(name, settings)
+      ALL.fetch(name) { raise ArgumentError, "WORKLOAD must be one of #{ALL.keys.join(", ")}, got #{name.inspect}" }
+         .new(settings)
+    end
+  end
+end

@@ -1,0 +1,85 @@
+# frozen_string_literal: true
+
+# The jobs of `WORKLOAD=sidekiq bin/rake bench`, loaded by `sidekiq -r`: Sidekiq's
+# heavyweight case, 25 busy job threads that build strings, as the seed's 200 MB → 2 GB.
+# Works with Debian 12's Sidekiq 6.4 (redis-rb 4.8) and Debian 13's Sidekiq 7.3.
+$LOAD_PATH.unshift(File.expand_path("../../lib", __dir__))
+require "json"
+require "sidekiq"
+require "bloat_probe"
+
+module BenchJobs
+  # Keys the bench reads; the bench's Redis is its own, so nothing else is there.
+  DURATIONS = "bloat_probe_bench:job_seconds"
+  STATS = "bloat_probe_bench:stats"
+  # Strings kept across jobs: 1% of those built, the newest KEPT_LIMIT of them (about
+  # 9 MB at the mean size of 4.5 KB), like a cache that a long-running worker fills.
+  # Scattered through every arena, they pin the freed space around them.
+  KEPT_LIMIT = 2_000
+  MIN_SIZE = 24
+  MAX_SIZE = 32 * 1024
+
+  @kept = []
+  @lock = Mutex.new
+
+  class << self
+    # The Trimmer, under the bench's `trim` configuration.
+    attr_accessor :trimmer
+  end
+
+  def self.keep(string)
+    @lock.synchronize do
+      @kept << string
+      @kept.shift if @kept.size > KEPT_LIMIT
+    end
+  end
+
+  # Log-uniform between MIN_SIZE and MAX_SIZE: many small strings, a few large.
+  def self.size(random)
+    (MIN_SIZE * (MAX_SIZE.to_f / MIN_SIZE)**random.rand).round
+  end
+
+  def self.record(key, value)
+    Sidekiq.redis { |redis| redis.call("RPUSH", key, value) }
+  end
+end
+
+# Builds `count` strings, keeps 1% of them, and records how long it took.
+class StringsJob
+  include Sidekiq::Job
+  sidekiq_options retry: false
+
+  def perform(count, seed)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    random = Random.new(seed)
+    count.times do
+      string = "x" * BenchJobs.size(random)
+      BenchJobs.keep(string) if random.rand < 0.01
+    end
+    BenchJobs.record(BenchJobs::DURATIONS, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+  end
+end
+
+# What BloatProbe sees in this process, for the bench's table.
+class ProbeJob
+  include Sidekiq::Job
+  sidekiq_options retry: false
+
+  def perform
+    stats = { arena_stats: BloatProbe.arena_stats.to_h, memory: BloatProbe.memory(detail: true).to_h,
+              trimmer: BenchJobs.trimmer&.to_h }
+    BenchJobs.record(BenchJobs::STATS, JSON.generate(stats))
+  end
+end
+
+# redis-rb 4.8 (Debian 12) warns on each of Sidekiq 6.4's pipelined calls, once per job:
+# notices of its own API change, not errors, which would bury the log.
+Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+
+# BLOAT_PROBE_TRIM_INTERVAL=1: the bench's `trim` remedy, as rails-app's initializer.
+interval = BloatProbe::Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
+if interval && BloatProbe.allocator.glibc?
+  Sidekiq.configure_server do |config|
+    config.on(:startup) { BenchJobs.trimmer = BloatProbe::Trimmer.start(interval: interval) }
+  end
+end

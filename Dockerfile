@@ -5,14 +5,21 @@
 # top of `runtime` (with the test group's gems, which the image itself leaves out). The
 # image is `runtime` plus the app, the lock and the built .so: no toolchain, no tests.
 #
-# The bases are public images by default; where no registry can be reached, build local
-# stand-ins from Debian's packages with bin/docker-images and pass them in:
-#   eval "$(bin/docker-images)" && docker-compose build
-ARG RUST_IMAGE=rust:1-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+# STACK picks the Debian release, and with it Ruby, Rails, Puma and glibc: bookworm
+# (Debian 12: Ruby 3.1, Rails 6.1, Puma 5.6, glibc 2.36) or trixie (Debian 13: Ruby 3.3,
+# Rails 7.2, Puma 6.6, glibc 2.41). The bases are public images by default; where no
+# registry can be reached, build local stand-ins from Debian's packages with
+# bin/docker-images and pass them in:
+#   eval "$(STACK=trixie bin/docker-images)" && docker-compose build
+# Unset or empty, each takes its default (docker-compose passes the unset ones empty).
+ARG STACK
+ARG RUST_IMAGE
+ARG RUNTIME_IMAGE
 
-FROM ${RUST_IMAGE} AS build
+FROM ${RUST_IMAGE:-rust:1-${STACK:-bookworm}} AS build
 # rb-sys reads Ruby's headers through bindgen (libclang); Ruby is Debian's, as at run time.
+# (These names are the same on both releases; bin/install-packages has the ones that
+# differ. Named here, so that editing that list does not compile the crates again.)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ruby-dev libclang-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
@@ -31,12 +38,9 @@ RUN touch ext/bloat_probe/src/lib.rs \
  # RubyGems' mark of a built extension (see bloat_probe.gemspec's extension_dir).
  && touch /ext/gem.build_complete
 
-FROM ${RUNTIME_IMAGE} AS runtime
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      ruby bundler rake ruby-rails puma ruby-pg ruby-sqlite3 \
-      libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 \
- && rm -rf /var/lib/apt/lists/*
+FROM ${RUNTIME_IMAGE:-debian:${STACK:-bookworm}-slim} AS runtime
+COPY bin/install-packages /usr/local/bin/
+RUN install-packages runtime && rm -rf /var/lib/apt/lists/* /usr/local/bin/install-packages
 # LD_PRELOAD=libjemalloc.so.2 needs no path: ld.so finds the bare name in its cache,
 # under /usr/lib/x86_64-linux-gnu or /usr/lib/aarch64-linux-gnu alike.
 

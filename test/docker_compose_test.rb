@@ -8,6 +8,11 @@ require "yaml"
 class DockerComposeTest < Minitest::Test
   ROOT = File.expand_path("..", __dir__)
 
+  def setup
+    # Inside a stack's test image (bin/test-stack), which runs no Docker of its own.
+    skip "docker-compose is not installed (bin/setup installs it)" unless system("command -v docker-compose >/dev/null")
+  end
+
   def resolved(env = {})
     out, err, status = Open3.capture3(env, "docker-compose", "-f", "docker-compose.yml", "config", chdir: ROOT)
     assert status.success?, err
@@ -25,15 +30,24 @@ class DockerComposeTest < Minitest::Test
     assert_match(/postgres/, services.dig("db", "image"))
   end
 
+  # docker-compose passes the unset build arguments empty, and the Dockerfile reads empty
+  # as unset: its defaults are the public images of STACK's release (checked by building
+  # in test/docker_test.rb).
   def test_public_images_by_default_and_each_one_overridable
-    cleared = { "RUST_IMAGE" => nil, "RUNTIME_IMAGE" => nil, "POSTGRES_IMAGE" => nil, "PORT" => nil }
+    cleared = { "STACK" => nil, "RUST_IMAGE" => nil, "RUNTIME_IMAGE" => nil, "POSTGRES_IMAGE" => nil, "PORT" => nil }
     services = resolved(cleared).fetch("services")
-    assert_equal({ "RUST_IMAGE" => "rust:1-bookworm", "RUNTIME_IMAGE" => "debian:bookworm-slim" },
-                 services.dig("bloat", "build", "args"))
+    assert_equal({ "STACK" => "", "RUST_IMAGE" => "", "RUNTIME_IMAGE" => "" }, services.dig("bloat", "build", "args"))
+    assert_equal "bloat-probe:bookworm", services.dig("bloat", "image")
     assert_equal "postgres:15-bookworm", services.dig("db", "image")
-    local = resolved(cleared.merge("RUST_IMAGE" => "r:1", "RUNTIME_IMAGE" => "b:1", "POSTGRES_IMAGE" => "p:1",
-                                   "PORT" => "3001")).fetch("services")
-    assert_equal({ "RUST_IMAGE" => "r:1", "RUNTIME_IMAGE" => "b:1" }, local.dig("bloat", "build", "args"))
+    dockerfile = File.read(File.join(ROOT, "Dockerfile"))
+    assert_includes dockerfile, "FROM ${RUST_IMAGE:-rust:1-${STACK:-bookworm}} AS build"
+    assert_includes dockerfile, "FROM ${RUNTIME_IMAGE:-debian:${STACK:-bookworm}-slim} AS runtime"
+
+    local = resolved(cleared.merge("STACK" => "trixie", "RUST_IMAGE" => "r:1", "RUNTIME_IMAGE" => "b:1",
+                                   "POSTGRES_IMAGE" => "p:1", "PORT" => "3001")).fetch("services")
+    assert_equal({ "STACK" => "trixie", "RUST_IMAGE" => "r:1", "RUNTIME_IMAGE" => "b:1" },
+                 local.dig("bloat", "build", "args"))
+    assert_equal "bloat-probe:trixie", local.dig("bloat", "image")
     assert_equal "p:1", local.dig("db", "image")
     assert_equal ["127.0.0.1:3001:3000/tcp"], local.dig("bloat", "ports")
   end

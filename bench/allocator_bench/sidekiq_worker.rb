@@ -54,7 +54,8 @@ module AllocatorBench
     def start
       require "sidekiq"
       @redis = RedisServer.new(log_path: @log_path.sub(/\.log\z/, "-redis.log")).start
-      Sidekiq.configure_client { |config| config.redis = { url: @redis.url, size: 2 } }
+      # A pool of this run's own: Sidekiq 7 keeps its global client's first Redis.
+      @pool = Sidekiq::RedisConnection.create(url: @redis.url, size: 2)
       # redis-rb 4.8 (Debian 12) warns about Sidekiq 6.4's calls: its own API notices.
       Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
       env = { "REDIS_URL" => @redis.url, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
@@ -71,7 +72,7 @@ module AllocatorBench
       redis("DEL", DURATIONS)
       started = monotonic
       (0...count).each_slice(1000) do |slice|
-        Sidekiq::Client.push_bulk("class" => "StringsJob", "args" => slice.map { |i| [strings, i] })
+        push_bulk("class" => "StringsJob", "args" => slice.map { |i| [strings, i] })
       end
       loop do
         done = redis("LLEN", DURATIONS).to_i
@@ -87,12 +88,12 @@ module AllocatorBench
 
     # One small job, as a quiet worker still gets now and then.
     def tick
-      Sidekiq::Client.push("class" => "StringsJob", "args" => [20, rand(1 << 30)])
+      push_bulk("class" => "StringsJob", "args" => [[20, rand(1 << 30)]])
     end
 
     # What BloatProbe reads inside the worker, asked of it by a job.
     def stats
-      Sidekiq::Client.push("class" => "ProbeJob", "args" => [])
+      push_bulk("class" => "ProbeJob", "args" => [[]])
       _key, json = redis("BLPOP", STATS, 30)
       raise "sidekiq did not answer the probe job within 30 s" unless json
 
@@ -111,7 +112,12 @@ module AllocatorBench
     private
 
     def redis(*command)
-      Sidekiq.redis { |connection| connection.call(*command) }
+      @pool.with { |connection| connection.call(*command) }
+    end
+
+    # Sidekiq::Client.via is how Sidekiq 6.4 and 7 alike push to a given pool.
+    def push_bulk(job)
+      Sidekiq::Client.via(@pool) { Sidekiq::Client.push_bulk(job) }
     end
   end
 end

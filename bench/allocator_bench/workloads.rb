@@ -10,19 +10,18 @@ module AllocatorBench
   # Each starts its process, drives it to a count of requests or jobs, and keeps it
   # ticking during the idle tail.
   module Workloads
-    class Web
-      attr_reader :settings
+    # name: WORKLOAD's value; unit: what the load counts; rate: its throughput's unit;
+    # server: the program, as the legend names it.
+    Workload = Struct.new(:settings, :name, :unit, :rate, :server) do
+      def process = "one #{server} process, #{settings.threads} threads"
+    end
 
+    class Web < Workload
       def initialize(settings)
-        @settings = settings
+        super(settings, "web", "requests", "req/s", "Puma")
       end
 
-      def name = "web"
-      def unit = "requests"
-      def rate = "req/s"
       def total = settings.requests
-
-      def process = "one Puma process, #{settings.threads} threads"
 
       def describe
         "#{process}, serving rails-app (production) to wrk: " \
@@ -47,22 +46,15 @@ module AllocatorBench
       end
     end
 
-    class Sidekiq
+    class Sidekiq < Workload
       # Strings each job builds (24 B to 32 KiB, log-uniform; 1% kept).
       STRINGS = 300
 
-      attr_reader :settings
-
       def initialize(settings)
-        @settings = settings
+        super(settings, "sidekiq", "jobs", "jobs/s", "Sidekiq")
       end
 
-      def name = "sidekiq"
-      def unit = "jobs"
-      def rate = "jobs/s"
       def total = settings.jobs
-
-      def process = "one Sidekiq process, #{settings.threads} threads"
 
       def describe
         "#{process} (sidekiq -c #{settings.threads}) with its own redis-server: " \

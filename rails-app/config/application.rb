@@ -21,8 +21,11 @@ module BloatyMcBloatface
     config.middleware.insert_after Rack::ContentLength, MalformedQueryGuard
 
     # The database unreachable (PostgreSQL restarting under docker-compose) is a 503, not
-    # a 500; the log names the error, and the next request reconnects.
-    config.action_dispatch.rescue_responses["ActiveRecord::ConnectionNotEstablished"] = :service_unavailable
+    # a 500; the log names the error, and the next request reconnects. Responses are looked
+    # up by the exact class name, and Rails 7.1+ raises a subclass when the host is unknown.
+    %w[ActiveRecord::ConnectionNotEstablished ActiveRecord::DatabaseConnectionError].each do |error|
+      config.action_dispatch.rescue_responses[error] = :service_unavailable
+    end
 
     # Switches of the lab; see README. Off unless their variable turns them on (the
     # dashboard is on in development); a value that is neither clearly on nor clearly off

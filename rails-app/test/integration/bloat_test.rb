@@ -28,7 +28,8 @@ class BloatTest < ActionDispatch::IntegrationTest
       mallinfo = BloatProbe.mallinfo
       assert_in_delta mallinfo.arena, arenas["system"], 4 << 20
       assert_in_delta mallinfo.fordblks, arenas["free"], 4 << 20
-      assert_equal({ "pid" => Process.pid, "worker" => nil }, stats["process"])
+      yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
+      assert_equal({ "pid" => Process.pid, "worker" => nil, "ruby" => RUBY_VERSION, "yjit" => yjit }, stats["process"])
       assert_operator stats.dig("memory", "rss"), :>, 0
       assert_kind_of Integer, stats.dig("memory", "heap_mappings")
       assert_operator stats.dig("gc", "count"), :>, 0

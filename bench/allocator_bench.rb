@@ -256,11 +256,10 @@ module AllocatorBench
                         rate: workload.rate)
     base = File.join(settings.results_dir, "bench-#{"#{workload.name}-" unless workload.name == "web"}#{runner.stamp}")
     report.write_json("#{base}.json")
-    title = "RSS of #{workload.process} (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
-    File.write("#{base}.svg", SvgChart.new(runs, title: title).to_s)
-    File.write("#{base}-tradeoff.svg", TradeoffChart.new(report.rows, title: "Memory against speed: #{workload.process} " \
-                                                                              "(#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})",
-                                                                       rate: workload.rate).to_s)
+    subject = "#{workload.process} (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
+    File.write("#{base}.svg", SvgChart.new(runs, title: "RSS of #{subject}").to_s)
+    File.write("#{base}-tradeoff.svg",
+               TradeoffChart.new(report.rows, title: "Memory against speed: #{subject}", rate: workload.rate).to_s)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *report.findings
     width = settings.configs.map { |config| config.name.size }.max

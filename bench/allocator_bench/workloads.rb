@@ -87,9 +87,9 @@ module AllocatorBench
 
     ALL = { "web" => Web, "sidekiq" => Sidekiq }.freeze
 
+    # name: a WORKLOAD that Settings.from_env has already checked against ALL.
     def self.for(name, settings)
-      ALL.fetch(name) { raise ArgumentError, "WORKLOAD must be one of #{ALL.keys.join(", ")}, got #{name.inspect}" }
-         .new(settings)
+      ALL.fetch(name).new(settings)
     end
   end
 end

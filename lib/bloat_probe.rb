@@ -23,6 +23,11 @@ rescue LoadError
 end
 require_relative "bloat_probe/readings"
 require_relative "bloat_probe/trimmer"
+require_relative "bloat_probe/diagnosis"
+require_relative "bloat_probe/monitor"
+require_relative "bloat_probe/metrics"
+require_relative "bloat_probe/cluster"
+require_relative "bloat_probe/reporter"
 
 module BloatProbe
   class << self
@@ -43,8 +48,8 @@ module BloatProbe
     end
 
     # RSS and anonymous memory from /proc/self/statm: cheap enough for every request.
-    # detail: true adds swap and the count of 64 MiB arena heap mappings (reads
-    # /proc/self/status and /proc/self/maps: about 150 µs in a Puma process).
+    # detail: true adds PSS, USS and swap (/proc/self/smaps_rollup), the count of 64 MiB
+    # arena heap mappings and the resident bytes of glibc's arenas (/proc/self/smaps).
     def memory(detail: false)
       Memory.new(*Native.memory(detail))
     end
@@ -53,6 +58,24 @@ module BloatProbe
     def allocator
       Allocator.from_h(Native.allocator)
     end
+
+    # Why this process holds its memory: a Diagnosis with a verdict, the readings it
+    # used, an explanation and remedies, ranked. See BloatProbe::Diagnosis; thresholds
+    # overrides any of Diagnosis::THRESHOLDS.
+    def diagnose(thresholds: {})
+      Diagnosis.take(thresholds: thresholds)
+    end
+
+    # The process's Monitor: the history and latest diagnosis that the Reporter, the
+    # Metrics app and rails-app's dashboard share.
+    def monitor
+      @monitor ||= Monitor.new
+    end
+
+    attr_writer :monitor
+
+    # The Puma cluster this process belongs to (set by `plugin :bloat_probe`), or nil.
+    attr_accessor :cluster
 
     # Statistics of a preloaded jemalloc (LD_PRELOAD=libjemalloc.so.2).
     def jemalloc_stats

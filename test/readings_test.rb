@@ -48,15 +48,21 @@ class ReadingsTest < Minitest::Test
   def test_readings_are_frozen_values_with_to_h
     memory = BloatProbe.memory
     assert memory.frozen?
-    assert_equal %i[rss anon file swap heap_mappings], memory.to_h.keys
+    assert_equal %i[rss anon file swap heap_mappings pss uss arena_resident], memory.to_h.keys
     assert_operator memory.rss, :>, memory.anon
     assert_nil memory.swap
+    assert_nil memory.pss
     detailed = BloatProbe.memory(detail: true)
     assert_kind_of Integer, detailed.swap
     assert_kind_of Integer, detailed.heap_mappings
+    assert_operator detailed.uss, :<=, detailed.pss
+    assert_operator detailed.pss, :<=, detailed.rss + (1 << 20)
+    # The main arena's brk heap at least, and no more than the process holds.
+    assert_operator detailed.arena_resident, :>, 0
+    assert_operator detailed.arena_resident, :<, detailed.rss
     assert_kind_of Hash, BloatProbe.arena_stats.to_h[:arenas].first
     assert_match(/\A#<BloatProbe::Memory rss=\d+(\.\d)? MiB, anon=.*, file=[^,]*>\z/, memory.inspect)
-    assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+>\z/, detailed.inspect)
+    assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+, pss=.*, uss=.*, arena_resident=[^,]*>\z/, detailed.inspect)
   end
 
   def test_memory_in_a_forked_child_reads_the_child

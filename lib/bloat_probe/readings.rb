@@ -78,7 +78,9 @@ module BloatProbe
     bytes: %i[arena hblkhd usmblks fsmblks uordblks fordblks keepcost]
   )
 
-  Memory = Reading.define(:rss, :anon, :file, :swap, :heap_mappings, bytes: %i[rss anon file swap])
+  # pss, uss, swap, heap_mappings and arena_resident only with memory(detail: true).
+  Memory = Reading.define(:rss, :anon, :file, :swap, :heap_mappings, :pss, :uss, :arena_resident,
+                          bytes: %i[rss anon file swap pss uss arena_resident])
 
   Allocator = Reading.define(:name, :version) do
     def glibc?
@@ -103,8 +105,8 @@ module BloatProbe
 
   Arena = Reading.define(
     :index, :system, :system_max, :in_use, :free, :fast_count, :fast_bytes, :rest_count, :rest_bytes,
-    :aspace, :aspace_mprotect, :subheaps,
-    bytes: %i[system system_max in_use free fast_bytes rest_bytes aspace aspace_mprotect]
+    :aspace, :aspace_mprotect, :subheaps, :trimmable,
+    bytes: %i[system system_max in_use free fast_bytes rest_bytes aspace aspace_mprotect trimmable]
   )
 
   # The headline reading: glibc's arenas as malloc_info reports them.

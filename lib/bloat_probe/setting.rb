@@ -17,6 +17,18 @@ module BloatProbe
     end
   end
 
+  # A setting given in code: a `kind` in `range`, else TypeError or RangeError naming the
+  # setting, the value and what is allowed. Returns the value.
+  def self.check_number(name, value, range, kind = Numeric, unit: "")
+    unless value.is_a?(kind)
+      raise TypeError, "#{name} must be #{kind == Integer ? "a whole number" : "a number"} in #{range}#{unit}, " \
+                       "got #{excerpt(value)} (#{value.class})"
+    end
+    raise RangeError, "#{name} must be in #{range}#{unit}, got #{excerpt(value)}" unless range.cover?(value)
+
+    value
+  end
+
   # Settings read from environment variables, strictly: a value that is not clearly valid
   # stops the program with the variable's name, its value and what is allowed, rather
   # than becoming a default, a 0 or the opposite of what was meant. Unset or empty means

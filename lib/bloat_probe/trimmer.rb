@@ -10,19 +10,17 @@ module BloatProbe
 
     attr_reader :interval, :trims, :released_bytes
 
+    class << self
+      # The Trimmer started last in this process, for the metrics' counters.
+      attr_accessor :current
+    end
+
     def self.start(interval:)
       new(interval: interval).tap(&:start)
     end
 
     def initialize(interval:)
-      unless interval.is_a?(Numeric)
-        raise TypeError, "interval must be a number of seconds, got #{BloatProbe.excerpt(interval)} (#{interval.class})"
-      end
-      unless INTERVALS.cover?(interval)
-        raise RangeError, "interval must be in #{INTERVALS} seconds, got #{BloatProbe.excerpt(interval)}"
-      end
-
-      @interval = interval
+      @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
       @trims = 0
       @released_bytes = 0
     end
@@ -30,6 +28,7 @@ module BloatProbe
     # Starts the thread, or starts it again where it is gone: in a forked child (a Puma
     # worker after preload_app!) the parent's thread does not exist.
     def start
+      Trimmer.current = self
       return self if @thread&.alive?
 
       @thread = Thread.new do

@@ -22,7 +22,24 @@ pub struct ArenaInfo {
     pub aspace_mprotect: u64,
     /// Number of 64 MiB heaps the arena spans; newer glibc reports it, older omits it.
     pub subheaps: Option<u64>,
+    /// The free chunks by size class (`<size>` and `<unsorted>`).
+    pub free_chunks: Vec<FreeChunks>,
 }
+
+/// One `<size from to total count>` line: `count` free chunks between `from` and `to`
+/// bytes. glibc sums the chunks' raw size words, so `total` includes up to 7 flag bits
+/// per chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FreeChunks {
+    pub from: u64,
+    pub to: u64,
+    pub total: u64,
+    pub count: u64,
+}
+
+/// A free chunk's own header and list links (struct malloc_chunk, 64-bit): malloc_trim
+/// leaves them in place and releases the whole pages after them.
+const CHUNK_HEADER: u64 = 48;
 
 impl ArenaInfo {
     pub fn free_bytes(&self) -> u64 {
@@ -31,6 +48,28 @@ impl ArenaInfo {
 
     pub fn in_use_bytes(&self) -> u64 {
         self.system_current.saturating_sub(self.free_bytes())
+    }
+
+    /// What malloc_trim(0) would release here, estimated from the free chunks: it
+    /// releases the whole pages inside each free chunk past its header. For a chunk of
+    /// s bytes at a random alignment that is s − header − one page on average (half a page
+    /// lost at each end), and nothing for chunks of a page or less. The main arena (0) also
+    /// gives back its top chunk (glibc's systrim); other arenas' tops are trimmed on free
+    /// already and malloc_trim leaves them. Pages released before still count as free
+    /// here, so a caller caps the sum by what is resident (BloatProbe.diagnose does).
+    pub fn trimmable(&self, page: u64) -> u64 {
+        let chunks: u64 = self
+            .free_chunks
+            .iter()
+            .map(|c| c.total.saturating_sub(c.count * (CHUNK_HEADER + page)))
+            .sum();
+        let top = if self.index == 0 {
+            let binned: u64 = self.free_chunks.iter().map(|c| c.total).sum();
+            self.free_bytes().saturating_sub(binned).saturating_sub(page)
+        } else {
+            0
+        };
+        chunks + top
     }
 }
 
@@ -70,12 +109,17 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
     let mut saw_root = false;
     loop {
         match reader.read_event().map_err(|e| error(e.to_string()))? {
-            // Each arena's free chunks by size class: most of the report, and not read.
-            Event::Start(tag) if tag.name().as_ref() == b"sizes" => {
-                reader.read_to_end(tag.name()).map_err(|e| error(e.to_string()))?;
-            }
             Event::Start(tag) | Event::Empty(tag) => match tag.name().as_ref() {
                 b"malloc" => saw_root = true,
+                b"size" | b"unsorted" => {
+                    let arena = current.as_mut().ok_or_else(|| error("<size> outside <heap>"))?;
+                    arena.free_chunks.push(FreeChunks {
+                        from: attr(&tag, b"from")?,
+                        to: attr(&tag, b"to")?,
+                        total: attr(&tag, b"total")?,
+                        count: attr(&tag, b"count")?,
+                    });
+                }
                 b"heap" => current = Some(ArenaInfo { index: attr(&tag, b"nr")?, ..Default::default() }),
                 b"total" | b"system" | b"aspace" => record(&tag, current.as_mut(), &mut info)?,
                 _ => {}
@@ -165,6 +209,35 @@ mod tests {
         assert_eq!(info.reported_system_bytes, 1_232_252_928);
         assert_eq!(info.system_bytes(), info.reported_system_bytes);
         assert_eq!(info.free_bytes(), info.reported_free_bytes);
+    }
+
+    #[test]
+    fn trim_estimate_counts_whole_pages_inside_free_chunks() {
+        let chunks = |from, to, total, count| FreeChunks { from, to, total, count };
+        let arena = |index, free_chunks: Vec<FreeChunks>, rest_bytes| ArenaInfo {
+            index,
+            rest_bytes,
+            system_current: 64 << 20,
+            free_chunks,
+            ..Default::default()
+        };
+        // Small chunks release nothing; 10 chunks of 16 KiB release 12 KiB - 48 B each.
+        let small_and_large = vec![chunks(1057, 3000, 20_000, 10), chunks(16_385, 16_385, 163_850, 10)];
+        let other = arena(3, small_and_large.clone(), 183_850 + 1_000_000);
+        assert_eq!(other.trimmable(4096), 163_850 - 10 * (48 + 4096));
+        // The main arena also hands back its top chunk (what is free outside the bins).
+        let main = arena(0, small_and_large, 183_850 + 1_000_000);
+        assert_eq!(main.trimmable(4096), 163_850 - 10 * (48 + 4096) + 1_000_000 - 4096);
+    }
+
+    #[test]
+    fn reads_the_free_chunk_histogram() {
+        let info = parse(MANY).expect("parse");
+        let main = &info.arenas[0];
+        assert_eq!(main.free_chunks[0], FreeChunks { from: 1057, to: 1073, total: 4260, count: 4 });
+        assert!(info.arenas.iter().all(|a| !a.free_chunks.is_empty()));
+        let estimate: u64 = info.arenas.iter().map(|a| a.trimmable(4096)).sum();
+        assert!(estimate > 0 && estimate < info.free_bytes(), "{estimate}");
     }
 
     #[test]

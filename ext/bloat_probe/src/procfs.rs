@@ -1,6 +1,7 @@
 //! Process memory from /proc/self. `memory` reads only /proc/self/statm, cheap enough for
-//! every request; swap and the count of arena heap mappings need /proc/self/status and
-//! /proc/self/maps, which cost about 75× more, so they are asked for separately.
+//! every request; `detail` reads /proc/self/smaps_rollup (PSS, USS, swap) and
+//! /proc/self/smaps (glibc's arena heaps and how much of them is resident), which cost
+//! far more, so they are asked for separately.
 
 use std::fs::{self, File};
 use std::io;
@@ -51,21 +52,31 @@ extern "C" fn count_fork() {
     FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// VmSwap from /proc/self/status.
-pub fn swap() -> io::Result<u64> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    status_kib(&status, "VmSwap:")
-        .map(|kib| kib * 1024)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmSwap line in /proc/self/status"))
+/// What /proc/self/smaps_rollup and /proc/self/smaps add to statm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Detail {
+    /// Proportional set size: shared pages divided among the processes sharing them, so
+    /// that forked Puma workers add up to what the machine holds.
+    pub pss: u64,
+    /// Unique set size: pages no other process maps (Private_Clean + Private_Dirty), what
+    /// ending this process would free.
+    pub uss: u64,
+    pub swap: u64,
+    /// 64 MiB glibc arena heaps seen (a lower bound: neighbours can merge into one mapping).
+    pub heap_mappings: u64,
+    /// Resident bytes of glibc's arenas: the brk heap and the 64 MiB arena heaps.
+    pub arena_resident: u64,
 }
 
-/// How many 64 MiB glibc arena heaps /proc/self/maps shows. Adjacent heaps can merge into
-/// one mapping, so this is a lower bound; `malloc_info` counts arenas exactly.
-pub fn arena_heap_mappings() -> io::Result<u64> {
-    Ok(count_heap_mappings(&fs::read_to_string("/proc/self/maps")?))
+pub fn detail() -> io::Result<Detail> {
+    let mut detail = parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?;
+    let heaps = arena_heaps(&fs::read_to_string("/proc/self/smaps")?);
+    detail.heap_mappings = heaps.mappings;
+    detail.arena_resident = heaps.resident;
+    Ok(detail)
 }
 
-fn page_size() -> u64 {
+pub fn page_size() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)
@@ -84,41 +95,88 @@ fn parse_statm(statm: &str, page: u64) -> io::Result<Memory> {
     })
 }
 
-fn status_kib(status: &str, key: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(key))?;
+fn parse_rollup(rollup: &str) -> io::Result<Detail> {
+    let field = |key: &str| {
+        kib_field(rollup, key).map(|kib| kib * 1024).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("no {key} line in /proc/self/smaps_rollup"))
+        })
+    };
+    Ok(Detail {
+        pss: field("Pss:")?,
+        uss: field("Private_Clean:")? + field("Private_Dirty:")?,
+        swap: field("Swap:")?,
+        ..Detail::default()
+    })
+}
+
+/// The value of a "Key:   123 kB" line.
+fn kib_field(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-/// A heap starts at a 64 MiB boundary with a read-write anonymous mapping (its header is
-/// always writable) and spans at most 64 MiB together with the PROT_NONE reserve after it.
-fn count_heap_mappings(maps: &str) -> u64 {
-    let mut count = 0;
-    let mut lines = maps.lines().map(parse_maps_line).peekable();
-    while let Some(line) = lines.next() {
-        let Some((start, end, perms, anonymous)) = line else { continue };
-        if !anonymous || !perms.starts_with("rw") || start % ARENA_HEAP_SIZE != 0 {
-            continue;
-        }
-        let mut reserved_end = end;
-        if let Some(Some((next_start, next_end, next_perms, true))) = lines.peek() {
-            if *next_start == end && next_perms.starts_with("---") {
-                reserved_end = *next_end;
-            }
-        }
-        count += u64::from(reserved_end - start == ARENA_HEAP_SIZE);
-    }
-    count
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ArenaHeaps {
+    mappings: u64,
+    resident: u64,
 }
 
-/// (start, end, perms, anonymous) of one /proc/self/maps line.
-fn parse_maps_line(line: &str) -> Option<(u64, u64, &str, bool)> {
+/// One mapping of /proc/self/smaps (or maps): its header line, and its Rss if listed.
+struct Mapping<'a> {
+    start: u64,
+    end: u64,
+    perms: &'a str,
+    path: Option<&'a str>,
+    rss: u64,
+}
+
+/// A non-main arena heap starts at a 64 MiB boundary with a read-write anonymous mapping
+/// (its header is always writable) and spans at most 64 MiB together with the PROT_NONE
+/// reserve after it; the main arena is the brk heap, "[heap]".
+fn arena_heaps(smaps: &str) -> ArenaHeaps {
+    let mut heaps = ArenaHeaps::default();
+    let mut mappings = parse_mappings(smaps).into_iter().peekable();
+    while let Some(m) = mappings.next() {
+        if m.path == Some("[heap]") {
+            heaps.resident += m.rss;
+            continue;
+        }
+        if m.path.is_some() || !m.perms.starts_with("rw") || m.start % ARENA_HEAP_SIZE != 0 {
+            continue;
+        }
+        let reserved_end = match mappings.peek() {
+            Some(next) if next.start == m.end && next.path.is_none() && next.perms.starts_with("---") => next.end,
+            _ => m.end,
+        };
+        if reserved_end - m.start == ARENA_HEAP_SIZE {
+            heaps.mappings += 1;
+            heaps.resident += m.rss;
+        }
+    }
+    heaps
+}
+
+fn parse_mappings(text: &str) -> Vec<Mapping<'_>> {
+    let mut mappings: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        if let Some(mapping) = parse_mapping_header(line) {
+            mappings.push(mapping);
+        } else if let (Some(last), Some(kib)) = (mappings.last_mut(), kib_field(line, "Rss:")) {
+            last.rss = kib * 1024;
+        }
+    }
+    mappings
+}
+
+/// "start-end perms offset dev inode [path]"; None for smaps' "Key: value" lines.
+fn parse_mapping_header(line: &str) -> Option<Mapping<'_>> {
     let mut fields = line.split_ascii_whitespace();
     let (start, end) = fields.next()?.split_once('-')?;
-    let perms = fields.next()?;
-    let path = fields.nth(3);
     let start = u64::from_str_radix(start, 16).ok()?;
     let end = u64::from_str_radix(end, 16).ok()?;
-    Some((start, end, perms, path.is_none()))
+    let perms = fields.next()?;
+    let path = fields.nth(3);
+    Some(Mapping { start, end, perms, path, rss: 0 })
 }
 
 #[cfg(test)]
@@ -136,26 +194,48 @@ mod tests {
     fn this_process_has_resident_memory() {
         let m = memory().expect("memory");
         assert!(m.rss > 0 && m.rss == m.anon + m.file);
-        assert!(swap().is_ok());
+        let d = detail().expect("detail");
+        assert!(d.pss > 0 && d.uss > 0 && d.uss <= m.rss + (1 << 20));
     }
 
     #[test]
     fn counts_heaps_by_their_64_mib_alignment() {
-        let maps = "\
+        let smaps = "\
+55d000000000-55d000100000 rw-p 00000000 00:00 0                          [heap]\n\
+Rss:                 800 kB\n\
 7f0000000000-7f0000021000 rw-p 00000000 00:00 0 \n\
+Size:                132 kB\n\
+Rss:                 100 kB\n\
 7f0000021000-7f0004000000 ---p 00000000 00:00 0 \n\
+Rss:                   0 kB\n\
 7f0004000000-7f0008000000 rw-p 00000000 00:00 0 \n\
+Rss:               65536 kB\n\
 7f0008000000-7f0008400000 rw-p 00000000 00:00 0 \n\
+Rss:                1024 kB\n\
 7f0008400000-7f000c000000 ---p 00000000 00:00 0 \n\
-7f000c000000-7f000c001000 r--p 00000000 08:01 42 /usr/lib/libc.so.6\n\
-7f0010000000-7f0010200000 rw-p 00000000 00:00 0 \n";
-        // A grown-out heap, a fully used one, a third one, then a file and a plain mapping.
-        assert_eq!(count_heap_mappings(maps), 3);
+7f000c000000-7f000c001000 r--p 00000000 08:01 42                         /usr/lib/libc.so.6\n\
+Rss:                   4 kB\n\
+7f0010000000-7f0010200000 rw-p 00000000 00:00 0 \n\
+Rss:                2048 kB\n";
+        // The brk heap; a grown-out heap, a fully used one, a third one; then a file and
+        // a plain anonymous mapping, which is no heap.
+        let heaps = arena_heaps(smaps);
+        assert_eq!(heaps.mappings, 3);
+        assert_eq!(heaps.resident, (800 + 100 + 65536 + 1024) * 1024);
     }
 
     #[test]
-    fn status_lines_are_read_in_kib() {
-        assert_eq!(status_kib("Name:\truby\nVmSwap:\t    12 kB\n", "VmSwap:"), Some(12));
-        assert_eq!(status_kib("Name:\truby\n", "VmSwap:"), None);
+    fn rollup_gives_pss_uss_and_swap() {
+        let rollup = "\
+55d000000000-7ffd00000000 ---p 00000000 00:00 0                          [rollup]\n\
+Rss:              300000 kB\n\
+Pss:              200000 kB\n\
+Shared_Clean:     100000 kB\n\
+Private_Clean:     20000 kB\n\
+Private_Dirty:    150000 kB\n\
+Swap:                 12 kB\n";
+        let d = parse_rollup(rollup).expect("rollup");
+        assert_eq!((d.pss, d.uss, d.swap), (200_000 * 1024, 170_000 * 1024, 12 * 1024));
+        assert!(parse_rollup("Rss: 1 kB\n").is_err());
     }
 }

@@ -60,5 +60,6 @@ fn arena_hash(ruby: &Ruby, arena: &ArenaInfo) -> Result<RHash, Error> {
     fields.set("aspace", arena.aspace_total)?;
     fields.set("aspace_mprotect", arena.aspace_mprotect)?;
     fields.set("subheaps", arena.subheaps)?;
+    fields.set("trimmable", arena.trimmable(procfs::page_size()))?;
     Ok(fields.into_hash())
 }

@@ -1,0 +1,69 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # One moment of the process's memory, as the dashboard charts it.
+  Sample = Reading.define(:time, :rss, :malloc_in_use, :free, :arena_count, bytes: %i[rss malloc_in_use free])
+
+  # What the reporter, the metrics endpoint and the dashboard share in one process: the
+  # latest diagnosis and a bounded history of samples.
+  #
+  # A sample (statm and malloc_info: about 0.4 ms with 16 fragmented arenas) is cheap
+  # enough for every tick and every scrape. A diagnosis also reads /proc/self/smaps and
+  # smaps_rollup, which cost milliseconds in a large process, so it is taken again only
+  # when the last one is older than `diagnosis_max_age` seconds.
+  class Monitor
+    MAX_AGES = 1.0..86_400.0
+    HISTORY_SIZES = 2..100_000
+
+    attr_reader :thresholds, :diagnosis_max_age, :history_size
+
+    def initialize(thresholds: {}, diagnosis_max_age: 60, history_size: 360)
+      @thresholds = Diagnosis.check_thresholds(thresholds)
+      @diagnosis_max_age = BloatProbe.check_number("diagnosis_max_age", diagnosis_max_age, MAX_AGES, unit: " seconds")
+      @history_size = BloatProbe.check_number("history_size", history_size, HISTORY_SIZES, Integer)
+      @history = []
+      @lock = Mutex.new
+      @diagnosis = nil
+      @diagnosed_at = nil
+    end
+
+    # The readings of this moment, [ArenaStats, Memory], kept in the history when record.
+    def sample(record: true)
+      stats = BloatProbe.arena_stats
+      memory = BloatProbe.memory
+      in_use, free = if stats.glibc?
+                       [stats.in_use + stats.mmap_bytes, stats.free]
+                     elsif stats.jemalloc
+                       [stats.jemalloc.allocated, stats.jemalloc.resident - stats.jemalloc.allocated]
+                     end
+      remember(Sample.new(Time.now.to_f, memory.rss, in_use, free, stats.arena_count)) if record
+      [stats, memory]
+    end
+
+    # The latest diagnosis, taken afresh when older than diagnosis_max_age.
+    def diagnosis
+      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      @lock.synchronize do
+        if @diagnosis.nil? || now - @diagnosed_at >= @diagnosis_max_age
+          @diagnosis = Diagnosis.take(thresholds: @thresholds)
+          @diagnosed_at = now
+        end
+        @diagnosis
+      end
+    end
+
+    # Oldest first.
+    def history
+      @lock.synchronize { @history.dup }
+    end
+
+    private
+
+    def remember(sample)
+      @lock.synchronize do
+        @history << sample
+        @history.shift if @history.size > @history_size
+      end
+    end
+  end
+end

@@ -1,0 +1,74 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # Every `interval` seconds, on a thread of its own: samples the process's memory into
+  # the Monitor's history, logs one logfmt line with the main figures and the verdict,
+  # and, in a Puma cluster, publishes this worker's series for the metrics endpoint. A
+  # reading that fails is logged in one line and the next tick tries again.
+  class Reporter
+    INTERVALS = 0.1..86_400.0
+    DEFAULT_INTERVAL = 60
+
+    attr_reader :interval, :monitor, :cluster
+
+    def self.start(**options)
+      new(**options).start
+    end
+
+    # log: anything with #call(line); Puma's and Sidekiq's loggers are wrapped by their
+    # integrations. cluster: the Cluster to publish to, nil in a single process.
+    def initialize(interval: DEFAULT_INTERVAL, monitor: BloatProbe.monitor, log: ->(line) { $stdout.puts(line) },
+                   cluster: nil)
+      @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
+      raise TypeError, "log must respond to #call, got #{BloatProbe.excerpt(log)}" unless log.respond_to?(:call)
+
+      @monitor = monitor
+      @log = log
+      @cluster = cluster
+    end
+
+    def start
+      return self if @thread&.alive?
+
+      @thread = Thread.new do
+        Thread.current.name = "bloat_probe-reporter"
+        loop do
+          tick
+          sleep @interval
+        end
+      end
+      self
+    end
+
+    def stop
+      @thread&.kill&.join
+      @thread = nil
+    end
+
+    def running?
+      !!@thread&.alive?
+    end
+
+    # One report; what start's thread does each interval.
+    def tick
+      stats, memory = @monitor.sample
+      diagnosis = @monitor.diagnosis
+      @cluster&.publish(Metrics.series(stats, memory, diagnosis, labels: @cluster.labels))
+      @log.call(self.class.line(diagnosis, memory, @cluster&.labels || {}))
+    rescue StandardError => e
+      @log.call("bloat_probe pid=#{Process.pid} error=#{e.class.name.inspect} message=#{e.message[0, 200].inspect}")
+    end
+
+    # One logfmt line: sizes in MiB, so that a person can read it and a log pipeline can
+    # parse it. RSS is the fresh reading; the rest is the latest diagnosis.
+    def self.line(diagnosis, memory, labels)
+      mib = ->(bytes) { bytes.nil? ? "-" : format("%.1f", bytes / 1_048_576.0) }
+      fields = { pid: Process.pid, **labels, verdict: diagnosis.verdict, rss_mib: mib.call(memory.rss),
+                 pss_mib: mib.call(diagnosis.pss), malloc_in_use_mib: mib.call(diagnosis.malloc_in_use),
+                 free_mib: mib.call(diagnosis.free), trimmable_mib: mib.call(diagnosis.trimmable),
+                 arenas: diagnosis.arena_count || "-", ruby_heap_mib: mib.call(diagnosis.ruby_heap),
+                 allocator: diagnosis.allocator.tr(" ", "-") }
+      "bloat_probe #{fields.map { |key, value| "#{key}=#{value}" }.join(" ")}"
+    end
+  end
+end

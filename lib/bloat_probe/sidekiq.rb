@@ -1,0 +1,79 @@
+# frozen_string_literal: true
+
+require "bloat_probe"
+require "puma"
+require "puma/server"
+
+module BloatProbe
+  # In a Sidekiq process: the Reporter logs through Sidekiq's logger, and the metrics are
+  # served by an embedded Puma::Server on a port of their own, both started and stopped
+  # with Sidekiq's lifecycle. One call, in the Sidekiq initializer:
+  #
+  #   require "bloat_probe/sidekiq"
+  #   BloatProbe::Sidekiq.install(port: 9394)   # http://127.0.0.1:9394/metrics
+  #
+  # bind is 127.0.0.1 unless you say otherwise (a Prometheus on another host needs
+  # bind: "0.0.0.0"). Works with Sidekiq 6.4 and 7.
+  module Sidekiq
+    PORTS = 1..65_535
+
+    class << self
+      attr_reader :server, :reporter
+
+      def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL, diagnosis_interval: 60,
+                  config: nil)
+        BloatProbe.check_number("port", port, PORTS, Integer)
+        raise TypeError, "bind must be a String address, got #{BloatProbe.excerpt(bind)}" unless bind.is_a?(String)
+
+        # Checked now, in the initializer, not later on Sidekiq's startup event.
+        BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
+        monitor = Monitor.new(diagnosis_max_age: diagnosis_interval)
+        hook = lambda do |sidekiq|
+          sidekiq.on(:startup) { start(port: port, bind: bind, interval: interval, monitor: monitor, logger: sidekiq.logger) }
+          sidekiq.on(:shutdown) { stop }
+        end
+        config ? hook.call(config) : ::Sidekiq.configure_server(&hook)
+      end
+
+      def start(port:, bind:, interval:, monitor:, logger:)
+        BloatProbe.monitor = monitor
+        @reporter = Reporter.start(interval: interval, log: ->(line) { logger.info(line) })
+        @server = puma_server(Rack.new)
+        @server.add_tcp_listener(bind, port)
+        @server.run
+        logger.info("bloat_probe metrics on http://#{bind}:#{port}/metrics")
+      end
+
+      def stop
+        @reporter&.stop
+        @server&.stop(true)
+        @reporter = @server = nil
+      end
+
+      private
+
+      # Puma 6 takes a log writer in the options; Puma 5.6 takes its events second.
+      def puma_server(app)
+        options = { min_threads: 0, max_threads: 2 }
+        if defined?(::Puma::LogWriter)
+          ::Puma::Server.new(app, nil, options.merge(log_writer: ::Puma::LogWriter.null))
+        else
+          ::Puma::Server.new(app, ::Puma::Events.null, options)
+        end
+      end
+    end
+
+    # /metrics, and 404 elsewhere.
+    class Rack
+      def initialize(metrics = Metrics.new)
+        @metrics = metrics
+      end
+
+      def call(env)
+        return @metrics.call(env) if env["PATH_INFO"] == "/metrics"
+
+        [404, { "content-type" => "text/plain" }, ["bloat_probe serves /metrics\n"]]
+      end
+    end
+  end
+end

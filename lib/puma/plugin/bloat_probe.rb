@@ -1,0 +1,52 @@
+# frozen_string_literal: true
+
+require "puma/plugin"
+require "bloat_probe"
+
+# `plugin :bloat_probe` in config/puma.rb: a BloatProbe::Reporter in the process that
+# serves requests, logging through Puma's log every BLOAT_PROBE_REPORT_INTERVAL seconds
+# (default 60). In cluster mode (`workers n`) each worker reports for itself, labelled
+# worker=N, and publishes its series so that a scrape of BloatProbe::Metrics on any
+# worker returns every live worker's. Works with Puma 5.6 and 6.
+#
+# Settings, from the environment, checked when Puma starts (a bad one stops the boot,
+# naming it):
+#   BLOAT_PROBE_REPORT_INTERVAL      seconds between log lines (0.1 to 86400; default 60)
+#   BLOAT_PROBE_DIAGNOSIS_INTERVAL   seconds between diagnoses, which read /proc/self/smaps
+#                                    (1 to 86400; default 60)
+Puma::Plugin.create do
+  def start(launcher)
+    setting = BloatProbe::Setting
+    interval = setting.seconds("BLOAT_PROBE_REPORT_INTERVAL", range: BloatProbe::Reporter::INTERVALS,
+                                                              default: BloatProbe::Reporter::DEFAULT_INTERVAL)
+    max_age = setting.seconds("BLOAT_PROBE_DIAGNOSIS_INTERVAL", range: BloatProbe::Monitor::MAX_AGES, default: 60)
+    BloatProbe.monitor = BloatProbe::Monitor.new(diagnosis_max_age: max_age)
+    # Puma 6 logs through launcher.log_writer, Puma 5.6 through launcher.events.
+    puma_log = launcher.respond_to?(:log_writer) ? launcher.log_writer : launcher.events
+    log = ->(line) { puma_log.log(line) }
+
+    if launcher.options[:workers].to_i.positive?
+      start_in_workers(launcher, interval, log)
+    else
+      @reporter = BloatProbe::Reporter.start(interval: interval, log: log)
+    end
+    launcher.events.on_stopped do
+      @reporter&.stop
+      BloatProbe.cluster&.remove
+    end
+  end
+
+  private
+
+  # The master only forks; each worker starts its own Reporter after it boots (threads do
+  # not survive fork).
+  def start_in_workers(launcher, interval, log)
+    BloatProbe.cluster = BloatProbe::Cluster.for_master
+    launcher.config.configure do |_user, file, _default|
+      file.on_worker_boot do |index|
+        BloatProbe.cluster.worker = index
+        BloatProbe::Reporter.start(interval: interval, log: log, cluster: BloatProbe.cluster)
+      end
+    end
+  end
+end

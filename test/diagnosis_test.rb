@@ -1,0 +1,126 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+# BloatProbe.diagnose on real processes, each a fresh Ruby (MALLOC_ARENA_MAX and
+# LD_PRELOAD act only at exec), loaded as the bench's Sidekiq jobs load it: 25 long-lived
+# threads building strings of 24 B to 32 KiB and keeping 1%.
+class DiagnosisTest < Minitest::Test
+  include ChildProcess
+
+  STRINGS = <<~RUBY
+    kept = []
+    lock = Mutex.new
+    Array.new(25) do |seed|
+      Thread.new do
+        random = Random.new(seed)
+        60_000.times do
+          string = "x" * (24 * (32_768 / 24.0)**random.rand).round
+          lock.synchronize { kept << string; kept.shift if kept.size > 2_000 } if random.rand < 0.01
+        end
+      end
+    end.each(&:join)
+  RUBY
+
+  def diagnose_after(load, env = {})
+    run_child(<<~RUBY, env, timeout: 120)
+      #{load}
+      diagnosis = BloatProbe.diagnose
+      puts JSON.dump(diagnosis.to_h.merge(allocator_name: BloatProbe.allocator.name))
+    RUBY
+  end
+
+  def test_the_string_load_under_glibc_is_arena_fragmentation_and_trim_releases_what_was_predicted
+    result = run_child(<<~RUBY, {}, timeout: 120)
+      #{STRINGS}
+      diagnosis = BloatProbe.diagnose
+      trim = BloatProbe.trim
+      puts JSON.dump(diagnosis.to_h.merge(released: trim.released_bytes))
+    RUBY
+    assert_equal "arena_fragmentation", result[:verdict], result[:explanation]
+    assert_operator result[:arenas_holding_free], :>=, 3
+    assert_operator result[:free], :>=, 0.25 * result[:rss]
+    released = result[:released]
+    assert_operator released, :>=, 64 * MiB, "the load left something to trim"
+    assert_in_delta released, result[:trimmable], 0.25 * released,
+                    "predicted #{result[:trimmable] / MiB} MiB, RSS fell by #{released / MiB} MiB"
+    assert_match(/MALLOC_ARENA_MAX=2/, result[:remedies].first)
+  end
+
+  def test_two_arenas_are_not_arena_fragmentation
+    result = diagnose_after(STRINGS, "MALLOC_ARENA_MAX" => "2")
+    assert_operator result[:arena_count], :<=, 2
+    refute_equal "arena_fragmentation", result[:verdict], result[:explanation]
+  end
+
+  # A Ruby String over 23 bytes keeps its contents in malloc'd memory, outside the
+  # object heap: 200 MiB of them live is live native memory, as Diagnosis documents.
+  def test_200_mib_of_live_ruby_strings_are_live_native
+    result = diagnose_after(<<~RUBY)
+      $kept = Array.new(200) { "x" * (1 << 20) }
+    RUBY
+    assert_equal "live_native", result[:verdict], result[:explanation]
+    assert_operator result[:malloc_in_use], :>=, 200 * MiB
+  end
+
+  def test_millions_of_small_objects_are_the_ruby_heap
+    result = diagnose_after(<<~RUBY)
+      $kept = Array.new(5_000_000) { Object.new }
+    RUBY
+    assert_equal "ruby_heap", result[:verdict], result[:explanation]
+    assert_operator result[:ruby_heap], :>=, 150 * MiB
+  end
+
+  # jemalloc keeps freed pages dirty for 10 s by default: right after the load they are
+  # resident but not allocated.
+  def test_jemalloc_before_its_decay_is_allocator_retained
+    path = library_path("libjemalloc.so.2")
+    skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
+
+    result = diagnose_after(STRINGS, "LD_PRELOAD" => path)
+    assert_equal "jemalloc", result[:allocator_name]
+    assert_equal "allocator_retained", result[:verdict], result[:explanation]
+    assert_match(/background_thread/, result[:remedies].join)
+  end
+
+  def test_a_quiet_process_is_healthy
+    diagnosis = BloatProbe.diagnose
+    assert_equal :healthy, diagnosis.verdict
+    assert diagnosis.frozen?
+    assert_match(/\A#<BloatProbe::Diagnosis verdict=:healthy, allocator="glibc 2\.\d+", rss=/, diagnosis.inspect)
+    assert_includes BloatProbe::Diagnosis::VERDICTS, diagnosis.verdict
+  end
+
+  def test_bad_thresholds_name_the_threshold_and_the_range
+    error = assert_raises(ArgumentError) { BloatProbe.diagnose(thresholds: { free_ratio: 0.3 }) }
+    assert_match(/unknown threshold :free_ratio; known: min_bytes, free_share/, error.message)
+    error = assert_raises(RangeError) { BloatProbe.diagnose(thresholds: { free_share: 1.5 }) }
+    assert_match(/threshold free_share must be in 0\.0\.\.1\.0, got 1\.5/, error.message)
+    error = assert_raises(TypeError) { BloatProbe.diagnose(thresholds: { min_bytes: "64M" }) }
+    assert_match(/threshold min_bytes must be a whole number/, error.message)
+    assert_raises(TypeError) { BloatProbe.diagnose(thresholds: [[:min_bytes, 1]]) }
+    assert_equal :healthy, BloatProbe.diagnose(thresholds: { min_bytes: 1 << 40 }).verdict
+  end
+
+  # PSS divides shared pages among the processes that map them: after fork, parent and
+  # child share nearly everything, so each one's PSS falls well below its RSS, and USS
+  # (what only it maps) below that.
+  def test_pss_and_uss_do_not_count_a_forked_child_twice
+    result = run_child(<<~RUBY)
+      before = BloatProbe.memory(detail: true)
+      reader, writer = IO.pipe
+      child = fork { reader.close; writer.puts "up"; sleep 30 }
+      writer.close
+      reader.gets
+      after = BloatProbe.memory(detail: true)
+      Process.kill("KILL", child)
+      Process.wait(child)
+      puts JSON.dump(before: before.to_h, after: after.to_h)
+    RUBY
+    before, after = result.values_at(:before, :after)
+    assert_operator before[:uss], :<=, before[:pss]
+    assert_operator before[:pss], :<=, before[:rss]
+    assert_operator after[:pss], :<, 0.75 * after[:rss], "shared with the child: #{after}"
+    assert_operator after[:uss], :<, 0.5 * before[:uss], "most private pages became shared"
+  end
+end

@@ -1,0 +1,119 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "net/http"
+require_relative "../bench/allocator_bench/configuration"
+require_relative "../bench/allocator_bench/server"
+
+# BloatProbe::Metrics: the exposition format as promtool reads it, and rails-app in Puma's
+# cluster mode (`plugin :bloat_probe`, 2 workers), where one scrape returns both workers'
+# series and a killed worker's series are replaced by its successor's.
+class MetricsTest < Minitest::Test
+  include ChildProcess
+
+  def call(method = "GET")
+    BloatProbe::Metrics.new.call("REQUEST_METHOD" => method)
+  end
+
+  def test_the_exposition_passes_promtool_and_names_this_process
+    status, headers, body = call
+    assert_equal 200, status
+    assert_equal "text/plain; version=0.0.4; charset=utf-8", headers["content-type"]
+    text = body.join
+    assert_equal text.bytesize.to_s, headers["content-length"]
+    assert text.end_with?("\n")
+    rss = Integer(text[/^process_resident_memory_bytes (\d+)$/, 1])
+    assert_in_delta BloatProbe.memory.rss, rss, 8 * MiB
+    assert_match(/^bloat_probe_allocator_info\{allocator="glibc",version="2\.\d+"\} 1$/, text)
+    assert_match(/^bloat_probe_malloc_arenas \d+$/, text)
+    assert_match(/^bloat_probe_arena_free_bytes\{arena="0"\} \d+$/, text)
+    assert_match(/^bloat_probe_verdict\{verdict="healthy"\} 1$/, text)
+    assert_equal BloatProbe::Diagnosis::VERDICTS.size, text.scan(/^bloat_probe_verdict\{/).size
+    assert_equal text.scan(/^# TYPE (\S+)/).flatten.uniq.size, text.scan(/^# TYPE /).size, "one TYPE per family"
+    assert_promtool_accepts(text)
+  end
+
+  def test_jemalloc_stats_are_exported_under_jemalloc
+    path = library_path("libjemalloc.so.2")
+    skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
+
+    result = run_child(<<~RUBY, { "LD_PRELOAD" => path })
+      _status, _headers, body = BloatProbe::Metrics.new.call("REQUEST_METHOD" => "GET")
+      puts JSON.dump(text: body.join)
+    RUBY
+    text = result[:text]
+    assert_match(/^bloat_probe_allocator_info\{allocator="jemalloc",version="5\./, text)
+    assert_match(/^bloat_probe_jemalloc_resident_bytes [1-9]\d*$/, text)
+    refute_match(/^bloat_probe_malloc_arenas/, text, "no glibc arenas to count")
+    assert_promtool_accepts(text)
+  end
+
+  def test_only_get_and_head
+    status, headers, = call("POST")
+    assert_equal 405, status
+    assert_equal "GET, HEAD", headers["allow"]
+    status, headers, body = call("HEAD")
+    assert_equal 200, status
+    assert_equal "", body.join
+    assert_operator Integer(headers["content-length"]), :>, 0
+  end
+
+  def test_the_trimmer_counts_what_it_released
+    trimmer = BloatProbe::Trimmer.start(interval: 0.01)
+    sleep 0.2
+    text = call[2].join
+    assert_operator Integer(text[/^bloat_probe_trimmer_trims_total (\d+)$/, 1]), :>, 0
+    assert_match(/^# TYPE bloat_probe_trimmer_released_bytes_total counter$/, text)
+  ensure
+    trimmer&.stop
+    BloatProbe::Trimmer.current = nil
+  end
+
+  def test_a_puma_cluster_serves_every_live_worker_and_drops_a_dead_one
+    config = AllocatorBench::Configuration.new(
+      name: "cluster", summary: "2 workers",
+      env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_REPORT_INTERVAL" => "0.2",
+             "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" }
+    )
+    log = File.join(Dir.mktmpdir("bloat_probe-metrics"), "puma.log")
+    server = AllocatorBench::Server.new(config, threads: 4, log_path: log, command: :rails_server).start
+    started = wait_for_workers(server) { |workers| workers.size == 2 }
+    assert_equal %w[0 1], started.keys.sort, File.read(log)
+    text = server.get("/bloat/metrics").body
+    assert_promtool_accepts(text)
+    assert_match(/^bloat_probe_malloc_arenas\{worker="0"\} \d+$/, text)
+    assert_match(/^bloat_probe_malloc_arenas\{worker="1"\} \d+$/, text)
+    assert_match(/bloat_probe pid=\d+ worker=1 verdict=\w+ rss_mib=[\d.]+/, File.read(log), "the logfmt line")
+
+    victim_pid = Integer(File.read(log)[/bloat_probe pid=(\d+) worker=1 /, 1])
+    Process.kill("KILL", victim_pid)
+    replaced = wait_for_workers(server) { |workers| workers.size == 2 && workers["1"] != started["1"] }
+    refute_equal started["1"], replaced["1"], "worker 1 is a new process: #{File.read(log)[-2000..]}"
+    assert_equal started["0"], replaced["0"], "worker 0 lives on"
+  ensure
+    server&.stop
+  end
+
+  private
+
+  # { worker index => process_start_time_seconds } from scrapes, until the block is
+  # satisfied (bounded: 30 s).
+  def wait_for_workers(server)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
+    workers = {}
+    while Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+      text = server.get("/bloat/metrics").body
+      workers = text.scan(/^process_start_time_seconds\{worker="(\d+)"\} (\S+)$/).to_h
+      return workers if yield(workers)
+
+      sleep 0.2
+    end
+    workers
+  end
+
+  def assert_promtool_accepts(text)
+    out, status = Open3.capture2e("promtool", "check", "metrics", stdin_data: text)
+    assert status.success?, out
+    assert_equal "", out, "promtool's remarks"
+  end
+end

@@ -1,8 +1,14 @@
 # frozen_string_literal: true
 
-# rake bench:probe: what BloatProbe's readings cost, measured side by side in one run.
+# rake bench:probe: what BloatProbe's readings cost, measured side by side in one run:
+# the readings, a metrics scrape, the Reporter's CPU time, and whether mounting the
+# metrics app changes rails-app's other requests. PROBE_SECONDS (default 60) is how long
+# the CPU time is measured with and without the Reporter.
 require "bloat_probe"
 require "get_process_mem"
+require_relative "allocator_bench/configuration"
+require_relative "allocator_bench/server"
+require_relative "allocator_bench/load"
 
 module ProbeBench
   module_function
@@ -57,8 +63,11 @@ module ProbeBench
     base = costs["GetProcessMem.new.bytes"]
     puts "", format("%-34s %12s %16s", "reading", "median µs", "× GetProcessMem")
     costs.each { |name, cost| puts format("%-34s %12.2f %16.3f", name, cost * 1e6, cost / base) }
+    scrape_costs
+    reporter_cpu
     hold.close
     workers.each(&:join)
+    mounted_metrics
 
     # Interleaved, so that a noisy moment on this shared machine hits both sides alike.
     rates = Array.new(5) { [churn_rate(1), churn_rate(2)] }
@@ -66,9 +75,79 @@ module ProbeBench
     puts "", format("%-34s %12s", "churn (median of 5)", "allocs/s")
     puts format("%-34s %12.0f", "1 native thread", one)
     puts format("%-34s %12.0f   (%.2f× one thread)", "2 native threads", two, two / one)
-    puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; 2 threads ≥ 1.6× 1."
+    puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; 2 threads ≥ 1.6× 1;",
+         "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s."
+  end
+
+  # A scrape reads RSS and malloc_info afresh and reuses the Monitor's diagnosis (taken
+  # again once a minute): measured against arena_stats alone, interleaved.
+  def scrape_costs
+    metrics = BloatProbe::Metrics.new
+    env = { "REQUEST_METHOD" => "GET" }
+    BloatProbe.monitor.diagnosis
+    pairs = Array.new(9) do
+      [median_cost(rounds: 5, batch: 20) { BloatProbe.arena_stats },
+       median_cost(rounds: 5, batch: 20) { metrics.call(env) }]
+    end
+    stats, scrape = pairs.transpose.map { |runs| runs.sort[runs.size / 2] }
+    diagnose = median_cost(rounds: 5, batch: 5) { BloatProbe.diagnose }
+    size = metrics.call(env)[2].join.bytesize
+    puts "", format("%-34s %12s %16s", "scrape (median of 9)", "median µs", "× arena_stats")
+    puts format("%-34s %12.2f %16.3f", "BloatProbe.arena_stats", stats * 1e6, 1.0)
+    puts format("%-34s %12.2f %16.3f   (%d bytes of text)", "Metrics#call (one scrape)", scrape * 1e6, scrape / stats, size)
+    puts format("%-34s %12.2f %16.3f   (once per diagnosis interval)", "BloatProbe.diagnose", diagnose * 1e6, diagnose / stats)
+  end
+
+  # The process's CPU time over PROBE_SECONDS with a Reporter ticking every second, then
+  # as long without it, with the 16 fragmented arenas alive throughout.
+  def reporter_cpu
+    seconds = Float(ENV.fetch("PROBE_SECONDS", "60"))
+    cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }
+    lines = 0
+    BloatProbe.monitor = BloatProbe::Monitor.new
+    reporter = BloatProbe::Reporter.new(interval: 1, log: ->(_line) { lines += 1 })
+    measure = lambda do |running|
+      reporter.start if running
+      started = cpu.call
+      sleep seconds
+      used = cpu.call - started
+      reporter.stop if running
+      used
+    end
+    with, without = measure.call(true), measure.call(false)
+    share = (with - without) / seconds * 100
+    puts "", format("%-34s %12s", "Reporter, interval 1 s", "CPU ms")
+    puts format("%-34s %12.1f   (%d log lines)", "#{seconds.round} s with the Reporter", with * 1000, lines)
+    puts format("%-34s %12.1f", "#{seconds.round} s without", without * 1000)
+    puts format("%-34s %11.3f%%", "the Reporter's share of one core", share)
+  end
+
+  # rails-app's /posts under wrk with the metrics app mounted and without, 3 rounds
+  # interleaved: the mount is a route, not middleware, so other requests do not pass it.
+  def mounted_metrics
+    runs = { "mounted" => [], "not mounted" => [] }
+    Dir.mktmpdir("bloat_probe-probe-bench") do |dir|
+      3.times do |round|
+        runs.each do |name, rates|
+          config = AllocatorBench::Configuration.new(
+            name: name, summary: name, env: { "BLOAT_PROBE_METRICS" => name == "mounted" ? "1" : "0" }
+          )
+          server = AllocatorBench::Server.new(config, threads: 5, log_path: File.join(dir, "#{round}-#{rates.size}.log")).start
+          load = AllocatorBench::Load.new(requests: 3000, concurrency: 10, mix: AllocatorBench::Mix.new("posts:1"),
+                                          max_seconds: 120)
+          rates << load.run(server.port)[:rps]
+        ensure
+          server&.stop
+        end
+      end
+    end
+    mounted, plain = runs.values.map { |rates| rates.sort[rates.size / 2] }
+    puts "", format("%-34s %12s", "rails-app /posts (median of 3)", "req/s")
+    puts format("%-34s %12.0f", "metrics mounted", mounted)
+    puts format("%-34s %12.0f   (%.2f× not mounted)", "not mounted", plain, mounted / plain)
   end
 end
 
 require "etc"
+require "tmpdir"
 ProbeBench.main

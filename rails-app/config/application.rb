@@ -11,6 +11,7 @@ require "rails/test_unit/railtie"
 
 Bundler.require(*Rails.groups)
 require_relative "../lib/malformed_query_guard"
+require_relative "../lib/loopback_only"
 
 module BloatyMcBloatface
   class Application < Rails::Application
@@ -32,6 +33,7 @@ module BloatyMcBloatface
     # stops the boot, naming the variable.
     setting = BloatProbe::Setting
     config.x.bloat_probe.dashboard = setting.boolean("BLOAT_PROBE_DASHBOARD", default: Rails.env.development?)
+    config.x.bloat_probe.metrics = setting.boolean("BLOAT_PROBE_METRICS", default: Rails.env.development?)
     config.x.bloat_probe.allow_remote = setting.boolean("BLOAT_PROBE_ALLOW_REMOTE", default: false)
     config.x.bloat_probe.workload = setting.boolean("BLOAT_PROBE_WORKLOAD", default: false)
     config.x.bloat_probe.trim_interval =

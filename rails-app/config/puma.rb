@@ -24,6 +24,10 @@ if worker_count.positive?
   end
 end
 
+# A log line with the verdict every BLOAT_PROBE_REPORT_INTERVAL seconds (default 60), and
+# the history the dashboard charts; in cluster mode each worker reports for itself.
+plugin :bloat_probe
+
 # Loopback unless BINDING says otherwise (the Docker image listens on 0.0.0.0). BINDING
 # and PORT are the variables `rails server` itself reads; config/boot.rb gives it the same
 # loopback default.

@@ -11,6 +11,11 @@ Rails.application.routes.draw do
     get "bloat/stats", to: "bloat#stats", as: :bloat_stats, defaults: { format: :json }
   end
 
+  # Prometheus's text format, behind the dashboard's guard (LoopbackOnly).
+  if Rails.configuration.x.bloat_probe.metrics
+    mount LoopbackOnly.new(BloatProbe::Metrics.new), at: "bloat/metrics", as: :bloat_metrics
+  end
+
   if Rails.configuration.x.bloat_probe.workload
     get "workload/strings", to: "workloads#strings", as: :workload_strings
     get "workload/churn", to: "workloads#churn", as: :workload_churn

@@ -10,6 +10,10 @@ class BloatController < ApplicationController
     @refresh = query_params.integer(:refresh, default: 2, range: 0..3600)
     @stats = BloatProbe.arena_stats
     @memory = BloatProbe.memory(detail: true)
+    # Each view adds a point to the chart, beside the Reporter's (config/puma.rb).
+    BloatProbe.monitor.sample
+    @history = BloatProbe.monitor.history
+    @diagnosis = BloatProbe.monitor.diagnosis
   end
 
   def stats
@@ -20,6 +24,7 @@ class BloatController < ApplicationController
                  yjit: defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false },
       arena_stats: BloatProbe.arena_stats.to_h,
       memory: BloatProbe.memory(detail: true).to_h,
+      diagnosis: BloatProbe.monitor.diagnosis.to_h,
       trimmer: Rails.configuration.x.bloat_probe.trimmer&.to_h,
       gc: GC.stat.slice(:count, :minor_gc_count, :major_gc_count, :heap_live_slots, :heap_free_slots,
                         :total_allocated_objects, :malloc_increase_bytes, :oldmalloc_increase_bytes)
@@ -29,12 +34,6 @@ class BloatController < ApplicationController
   private
 
   def require_local_client
-    return if Rails.configuration.x.bloat_probe.allow_remote
-    # The peer address, not remote_ip: X-Forwarded-For is the client's to forge.
-    return if IPAddr.new(request.remote_addr).loopback?
-
-    head :forbidden
-  rescue IPAddr::InvalidAddressError
-    head :forbidden
+    head :forbidden unless LoopbackOnly.allows?(request.remote_addr)
   end
 end

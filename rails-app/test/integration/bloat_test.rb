@@ -71,4 +71,41 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_match(/refresh must be an integer in 0\.\.3600, got "soon"/, response.parsed_body["error"])
     end
   end
+
+  test "the metrics route exists only when enabled" do
+    with_switch(:metrics, false) do
+      with_error_pages do
+        get "/bloat/metrics"
+        assert_response :not_found
+      end
+    end
+  end
+
+  test "the metrics are Prometheus's text format, for loopback clients only" do
+    with_switch(:metrics) do
+      get "/bloat/metrics"
+      assert_response :success
+      assert_equal "text/plain; version=0.0.4; charset=utf-8", response.headers.to_h.transform_keys(&:downcase)["content-type"]
+      assert_match(/^process_resident_memory_bytes \d+$/, response.body)
+      assert_match(/^bloat_probe_verdict\{verdict="healthy"\} [01]$/, response.body)
+      get "/bloat/metrics", env: { "REMOTE_ADDR" => "192.0.2.7", "HTTP_X_FORWARDED_FOR" => "127.0.0.1" }
+      assert_response :forbidden
+      with_switch(:allow_remote) do
+        get "/bloat/metrics", env: { "REMOTE_ADDR" => "192.0.2.7" }
+        assert_response :success
+      end
+    end
+  end
+
+  test "the dashboard shows the verdict and charts the monitor's history" do
+    with_switch(:dashboard) do
+      2.times { get "/bloat", params: { refresh: 0 } }
+      assert_response :success
+      assert_select "#verdict", BloatProbe.monitor.diagnosis.verdict.to_s.humanize
+      assert_select "#explanation", /./
+      assert_select "#memory-chart polyline.rss[points]"
+      points = css_select("#memory-chart polyline.rss").first["points"].split
+      assert_operator points.size, :>=, 2, "one point per view at least"
+    end
+  end
 end

@@ -50,4 +50,18 @@ class SettingsTest < ActiveSupport::TestCase
     refute status.success?
     assert_match(/RAILS_MAX_THREADS must be a whole number in 1\.\.1024, got "abc"/, out)
   end
+
+  test "the bloat_probe plugin's settings are checked when Puma starts" do
+    {
+      "0" => /BLOAT_PROBE_REPORT_INTERVAL must be a number of seconds in 0\.1\.\.86400\.0, got "0"/,
+      "-5" => /BLOAT_PROBE_REPORT_INTERVAL .* got "-5"/,
+      "every minute" => /BLOAT_PROBE_REPORT_INTERVAL .* got "every minute"/
+    }.each do |value, message|
+      out, status = Open3.capture2e({ "BLOAT_PROBE_REPORT_INTERVAL" => value, "PORT" => "1", "BINDING" => "127.0.0.1" },
+                                    "timeout", "--kill-after=5", "60", "bundle", "exec", "puma", "-C", "config/puma.rb",
+                                    chdir: Rails.root.to_s)
+      refute status.success?, value
+      assert_match message, out
+    end
+  end
 end

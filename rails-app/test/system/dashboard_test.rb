@@ -16,6 +16,12 @@ class DashboardTest < ApplicationSystemTestCase
       assert_match(/\A\d+(\.\d)? (KiB|MiB|GiB)\z/, find("#rss").text)
       assert_match(/\Aglibc 2\.\d+\z/, find("#allocator").text)
       assert_selector ".arena .figures", text: /in use, .* free of/
+      assert_selector "#verdict", text: /\A(Healthy|Live native|Ruby heap|Arena fragmentation|Allocator retained)\z/
+      assert_selector "#explanation", text: /RSS|allocator/
+      # Each view samples the process; the second view's chart has two points at least.
+      visit "/bloat?refresh=0"
+      points = find("#memory-chart polyline.rss", visible: :all)[:points].split
+      assert_operator points.size, :>=, 2
       page.save_screenshot(Rails.root.join("tmp/screenshots/dashboard.png").to_s)
     end
   end

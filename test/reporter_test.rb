@@ -1,0 +1,77 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+# BloatProbe::Reporter and Monitor in this process: the logfmt line, the bounded history,
+# a failing tick that logs one line and lets the next one run, and start/stop.
+class ReporterTest < Minitest::Test
+  def setup
+    @lines = []
+    @monitor = BloatProbe::Monitor.new(history_size: 3)
+  end
+
+  def reporter(**options)
+    BloatProbe::Reporter.new(interval: 0.1, monitor: @monitor, log: ->(line) { @lines << line }, **options)
+  end
+
+  def test_a_tick_logs_one_logfmt_line_with_the_verdict
+    reporter.tick
+    assert_equal 1, @lines.size
+    assert_match(/\Abloat_probe pid=#{Process.pid} verdict=healthy rss_mib=\d+\.\d pss_mib=\d+\.\d malloc_in_use_mib=\d+\.\d free_mib=\d+\.\d trimmable_mib=\d+\.\d arenas=\d+ ruby_heap_mib=\d+\.\d allocator=glibc-2\.\d+\z/, @lines.first)
+  end
+
+  def test_the_history_is_bounded
+    5.times { @monitor.sample }
+    history = @monitor.history
+    assert_equal 3, history.size
+    assert_equal history.map(&:time).sort, history.map(&:time)
+    assert_in_delta BloatProbe.memory.rss, history.last.rss, 8 << 20
+    @monitor.sample(record: false)
+    assert_equal history, @monitor.history
+  end
+
+  # A cluster directory that vanished (a real failure, not a stub): the tick logs one
+  # line and the next tick, with the directory back, publishes.
+  def test_a_failing_tick_logs_one_line_and_the_next_goes_on
+    Dir.mktmpdir("bloat_probe-reporter") do |dir|
+      cluster = BloatProbe::Cluster.new(File.join(dir, "cluster"))
+      cluster.worker = 0
+      reporter = reporter(cluster: cluster)
+      cluster.remove
+      reporter.tick
+      assert_equal 1, @lines.size
+      assert_match(/\Abloat_probe pid=\d+ error="Errno::ENOENT" message=/, @lines.first)
+      FileUtils.mkdir_p(cluster.dir)
+      reporter.tick
+      assert_match(/\Abloat_probe pid=\d+ worker=0 verdict=/, @lines.last)
+      assert File.exist?(File.join(cluster.dir, "worker-0.json"))
+    end
+  end
+
+  def test_start_reports_each_interval_and_stop_ends_it_at_once
+    running = reporter.start
+    sleep 0.35
+    assert running.running?
+    assert_operator @lines.size, :>=, 3
+    slow = BloatProbe::Reporter.new(interval: 3600, monitor: @monitor, log: ->(line) { @lines << line }).start
+    sleep 0.1
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    slow.stop
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 1, "stop does not wait out the interval"
+    refute slow.running?
+  ensure
+    running&.stop
+  end
+
+  def test_bad_settings_name_the_setting
+    [0, -1, 10**9, Float::NAN].each do |interval|
+      error = assert_raises(RangeError) { BloatProbe::Reporter.new(interval: interval) }
+      assert_match(/\Ainterval must be in 0\.1\.\.86400\.0 seconds, got /, error.message)
+    end
+    error = assert_raises(TypeError) { BloatProbe::Reporter.new(interval: "60") }
+    assert_match(/interval must be a number in 0\.1\.\.86400\.0 seconds, got "60" \(String\)/, error.message)
+    assert_raises(TypeError) { BloatProbe::Reporter.new(log: "stdout") }
+    assert_raises(RangeError) { BloatProbe::Monitor.new(history_size: 1) }
+    assert_raises(TypeError) { BloatProbe::Monitor.new(diagnosis_max_age: nil) }
+  end
+end

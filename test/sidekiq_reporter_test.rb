@@ -1,0 +1,90 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "net/http"
+require_relative "../bench/allocator_bench/sidekiq_worker"
+
+# BloatProbe::Sidekiq.install in a real `sidekiq` (Debian's 6.4 or 7.3) with its own
+# redis-server: the reporter logs through Sidekiq's logger, the metrics come from an
+# embedded Puma::Server on a loopback port, and both stop with Sidekiq.
+class SidekiqReporterTest < Minitest::Test
+  include ProcessTree
+
+  INITIALIZER = File.expand_path("fixtures/sidekiq_initializer.rb", __dir__)
+
+  def setup
+    @dir = Dir.mktmpdir("bloat_probe-sidekiq-reporter")
+    @redis = AllocatorBench::RedisServer.new(log_path: File.join(@dir, "redis.log")).start
+  end
+
+  def teardown
+    if @sidekiq && File.exist?("/proc/#{@sidekiq}")
+      Process.kill("KILL", @sidekiq)
+      Process.wait(@sidekiq)
+    end
+    @redis&.stop
+    FileUtils.rm_rf(@dir)
+  end
+
+  def test_sidekiq_reports_and_serves_metrics_until_it_stops
+    require "sidekiq"
+    # redis-rb 4.8 (Debian 12) notices on Sidekiq 6.4's push, not errors.
+    Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+    port = AllocatorBench::ChildProcess.free_port
+    log = File.join(@dir, "sidekiq.log")
+    @sidekiq = Process.spawn({ "REDIS_URL" => @redis.url, "METRICS_PORT" => port.to_s },
+                             "sidekiq", "-c", "10", "-r", INITIALIZER, out: log, err: %i[child out], chdir: @dir)
+    metrics = wait_for("the metrics port", log) { get(port, "/metrics") }
+    assert_equal "text/plain; version=0.0.4; charset=utf-8", metrics["content-type"]
+    assert_match(/^process_resident_memory_bytes \d+$/, metrics.body)
+    out, status = Open3.capture2e("promtool", "check", "metrics", stdin_data: metrics.body)
+    assert status.success? && out.empty?, out
+    assert_equal "404", get(port, "/").code
+
+    pool = Sidekiq::RedisConnection.create(url: @redis.url, size: 1)
+    Sidekiq::Client.via(pool) { 40.times { |seed| Sidekiq::Client.push("class" => "FragmentJob", "args" => [seed]) } }
+    wait_for("jobs done", log) { pool.with { |redis| redis.call("GET", "stat:processed").to_i >= 40 } }
+    arenas = wait_for("arenas in the scrape", log) do
+      count = get(port, "/metrics").body[/^bloat_probe_malloc_arenas (\d+)$/, 1].to_i
+      count if count > 1
+    end
+    assert_operator arenas, :>, 1, "10 job threads, arenas of their own"
+    line = wait_for("a report in Sidekiq's log", log) { File.read(log)[/bloat_probe pid=#{@sidekiq} verdict=\w+ .*arenas=(\d+)/] }
+    assert_match(/rss_mib=[\d.]+ pss_mib=[\d.]+/, line)
+
+    Process.kill("TERM", @sidekiq)
+    Timeout.timeout(30) { Process.wait(@sidekiq) }
+    assert_raises(Errno::ECONNREFUSED) { get(port, "/metrics") }
+    refute_match(/bloat_probe pid=\d+ error=/, File.read(log))
+  end
+
+  def test_bad_settings_raise_in_the_initializer
+    require "bloat_probe/sidekiq"
+    error = assert_raises(RangeError) { BloatProbe::Sidekiq.install(port: 0) }
+    assert_match(/port must be in 1\.\.65535, got 0/, error.message)
+    error = assert_raises(TypeError) { BloatProbe::Sidekiq.install(port: 9394, interval: "60") }
+    assert_match(/interval must be a number in 0\.1\.\.86400\.0 seconds, got "60"/, error.message)
+    assert_raises(RangeError) { BloatProbe::Sidekiq.install(port: 9394, diagnosis_interval: 0) }
+  end
+
+  private
+
+  def get(port, path)
+    Net::HTTP.start("127.0.0.1", port, open_timeout: 1, read_timeout: 5) { |http| http.get(path) }
+  end
+
+  # The block's first truthy value, polled for up to 60 s while Sidekiq runs.
+  def wait_for(what, log)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+    loop do
+      begin
+        value = yield
+        return value if value
+      rescue SystemCallError, IOError, Net::OpenTimeout, Net::ReadTimeout
+        nil
+      end
+      flunk "#{what}: not within 60 s\n#{File.read(log)[-3000..]}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      sleep 0.25
+    end
+  end
+end

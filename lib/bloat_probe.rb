@@ -22,6 +22,7 @@ rescue LoadError
   require "bloat_probe.so"
 end
 require_relative "bloat_probe/readings"
+require_relative "bloat_probe/periodic"
 require_relative "bloat_probe/trimmer"
 require_relative "bloat_probe/diagnosis"
 require_relative "bloat_probe/monitor"

@@ -6,6 +6,8 @@ module BloatProbe
   # and, in a Puma cluster, publishes this worker's series for the metrics endpoint. A
   # reading that fails is logged in one line and the next tick tries again.
   class Reporter
+    include Periodic
+
     INTERVALS = 0.1..86_400.0
     DEFAULT_INTERVAL = 60
 
@@ -25,28 +27,6 @@ module BloatProbe
       @monitor = monitor
       @log = log
       @cluster = cluster
-    end
-
-    def start
-      return self if @thread&.alive?
-
-      @thread = Thread.new do
-        Thread.current.name = "bloat_probe-reporter"
-        loop do
-          tick
-          sleep @interval
-        end
-      end
-      self
-    end
-
-    def stop
-      @thread&.kill&.join
-      @thread = nil
-    end
-
-    def running?
-      !!@thread&.alive?
     end
 
     # One report; what start's thread does each interval.
@@ -70,5 +50,12 @@ module BloatProbe
                  allocator: diagnosis.allocator.tr(" ", "-") }
       "bloat_probe #{fields.map { |key, value| "#{key}=#{value}" }.join(" ")}"
     end
+
+    private
+
+    def thread_name = "bloat_probe-reporter"
+
+    # A process reports as soon as it starts, then every interval.
+    def work_first? = true
   end
 end

@@ -5,6 +5,8 @@ module BloatProbe
   # back the free pages inside its arenas, which plain free() leaves resident. The trim
   # runs with the GVL released, so request threads keep running meanwhile.
   class Trimmer
+    include Periodic
+
     # Shorter would keep a core busy trimming; longer than a day, and no one sees it work.
     INTERVALS = 0.01..86_400.0
 
@@ -25,31 +27,27 @@ module BloatProbe
       @released_bytes = 0
     end
 
-    # Starts the thread, or starts it again where it is gone: in a forked child (a Puma
-    # worker after preload_app!) the parent's thread does not exist.
     def start
       Trimmer.current = self
-      return self if @thread&.alive?
-
-      @thread = Thread.new do
-        Thread.current.name = "bloat_probe-trimmer"
-        loop do
-          sleep @interval
-          result = BloatProbe.trim
-          @trims += 1
-          @released_bytes += [result.released_bytes, 0].max
-        end
-      end
-      self
+      super
     end
 
-    def stop
-      @thread&.kill&.join
-      @thread = nil
+    # One malloc_trim(0); what start's thread does each interval.
+    def tick
+      result = BloatProbe.trim
+      @trims += 1
+      @released_bytes += [result.released_bytes, 0].max
     end
 
     def to_h
       { interval: @interval, trims: @trims, released_bytes: @released_bytes }
     end
+
+    private
+
+    def thread_name = "bloat_probe-trimmer"
+
+    # A trim right at start would find nothing freed yet.
+    def work_first? = false
   end
 end

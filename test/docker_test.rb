@@ -129,8 +129,11 @@ class DockerTest < Minitest::Test
     refute_match(/^Non-2xx responses/, out, "#{name}: ab")
     stats = JSON.parse(get("/bloat/stats.json").body)
     arena_stats = stats.fetch("arena_stats")
+    metrics = get("/bloat/metrics").body
+    assert_match(/^process_resident_memory_bytes \d+$/, metrics, "#{name}: the metrics, as Prometheus scrapes them")
+    assert_match(/^bloat_probe_allocator_info\{allocator="#{arena_stats.fetch("allocator")}",/, metrics)
     {
-      name: name, docker_stats: docker_stats_memory, rss: arena_stats.fetch("rss"),
+      name: name, verdict: stats.dig("diagnosis", "verdict"), docker_stats: docker_stats_memory, rss: arena_stats.fetch("rss"),
       arenas: arena_stats["arena_count"], allocator: arena_stats.fetch("allocator"),
       req_per_s: out[/^Requests per second:\s+([\d.]+)/, 1].to_f
     }
@@ -180,10 +183,11 @@ class DockerTest < Minitest::Test
   def print_table(rows)
     glibc = rows.first
     puts "\nThe seed's load (ab -k -c #{AB_CONCURRENCY} -n #{AB_REQUESTS} /posts) under Docker:"
-    puts format("%-10s %14s %10s %7s %10s %8s", "config", "docker stats", "RSS (MB)", "arenas", "allocator", "req/s")
+    puts format("%-10s %14s %10s %7s %10s %8s  %s", "config", "docker stats", "RSS (MB)", "arenas", "allocator", "req/s",
+                "verdict")
     rows.each do |row|
-      puts format("%-10s %14s %10.0f %7s %10s %8.1f", row[:name], row[:docker_stats], row[:rss] / 1e6,
-                  row[:arenas] || "-", row[:allocator], row[:req_per_s])
+      puts format("%-10s %14s %10.0f %7s %10s %8.1f  %s", row[:name], row[:docker_stats], row[:rss] / 1e6,
+                  row[:arenas] || "-", row[:allocator], row[:req_per_s], row[:verdict])
     end
     puts format("RSS ratio to glibc: %s",
                 rows.drop(1).map { |row| format("%s %.2f", row[:name], row[:rss].fdiv(glibc[:rss])) }.join(", "))

@@ -24,7 +24,7 @@ class BloatController < ApplicationController
                  yjit: defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false },
       arena_stats: BloatProbe.arena_stats.to_h,
       memory: BloatProbe.memory(detail: true).to_h,
-      diagnosis: BloatProbe.monitor.diagnosis.to_h,
+      diagnosis: BloatProbe.diagnose.to_h,
       trimmer: Rails.configuration.x.bloat_probe.trimmer&.to_h,
       gc: GC.stat.slice(:count, :minor_gc_count, :major_gc_count, :heap_live_slots, :heap_free_slots,
                         :total_allocated_objects, :malloc_increase_bytes, :oldmalloc_increase_bytes)

@@ -38,7 +38,7 @@ module BloatProbe
       def start(port:, bind:, interval:, monitor:, logger:)
         BloatProbe.monitor = monitor
         @reporter = Reporter.start(interval: interval, log: ->(line) { logger.info(line) })
-        @server = puma_server(Rack.new)
+        @server = puma_server(App.new)
         @server.add_tcp_listener(bind, port)
         @server.run
         logger.info("bloat_probe metrics on http://#{bind}:#{port}/metrics")
@@ -63,8 +63,8 @@ module BloatProbe
       end
     end
 
-    # /metrics, and 404 elsewhere.
-    class Rack
+    # The embedded server's Rack app: /metrics, and 404 elsewhere.
+    class App
       def initialize(metrics = Metrics.new)
         @metrics = metrics
       end

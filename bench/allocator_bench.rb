@@ -42,7 +42,7 @@ module AllocatorBench
         preset: preset.empty? ? nil : preset,
         configs: Configuration.select(env["CONFIGS"]),
         requests: positive(env, "REQUESTS", 2500),
-        jobs: positive(env, "JOBS", 6000),
+        jobs: positive(env, "JOBS", 8000),
         concurrency: positive(env, "CONCURRENCY", 25),
         # Most requests are ordinary; one in 40 is heavy. Each Puma thread that serves a
         # heavy one leaves its arena at that high-water mark (see README).
@@ -236,9 +236,10 @@ module AllocatorBench
 
     def arena_figures(stats)
       arenas = stats["arena_stats"]
-      return { allocator: arenas["allocator"] } unless arenas["allocator"] == "glibc"
+      verdict = stats.dig("diagnosis", "verdict")
+      return { allocator: arenas["allocator"], verdict: verdict } unless arenas["allocator"] == "glibc"
 
-      { allocator: "glibc", arena_count: arenas["arena_count"], in_use: arenas["in_use"], free: arenas["free"],
+      { allocator: "glibc", verdict: verdict, arena_count: arenas["arena_count"], in_use: arenas["in_use"], free: arenas["free"],
         rss_per_in_use: arenas["rss"].to_f / arenas["in_use"],
         arenas: arenas["arenas"].map { |arena| arena.slice("index", "system", "in_use", "free") } }
     end

@@ -20,14 +20,16 @@ module AllocatorBench
     end
 
     def table
-      headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use"]
+      headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use",
+                 "verdict"]
       body = @rows.map do |row|
         next [row[:config], "skipped: #{row[:skipped]}"] if row[:skipped]
         next [row[:config], "failed: #{row[:failed]}"] if row[:failed]
 
         [row[:config], fmt(row, :rps, "%.0f"), fmt(row, :p50_ms, "%.0f"), fmt(row, :p99_ms, "%.0f"),
          *MEMORY_COLUMNS.keys.map { |key| fmt(row, key, :mb) },
-         fmt(row, :arena_count, "%d"), fmt(row, :in_use, :mb), fmt(row, :free, :mb), fmt(row, :rss_per_in_use, "%.1f")]
+         fmt(row, :arena_count, "%d"), fmt(row, :in_use, :mb), fmt(row, :free, :mb), fmt(row, :rss_per_in_use, "%.1f"),
+         verdicts(row)]
       end
       render(headers, body) + "\n" + ratio_table
     end
@@ -101,13 +103,24 @@ module AllocatorBench
       return { config: name, failed: group.find { |run| run[:failed] }[:failed] } if done.empty?
 
       keys = %i[rps p50_ms p99_ms arena_count in_use free rss_per_in_use errors] + MEMORY_COLUMNS.keys
-      keys.each_with_object({ config: name, runs: done.size }) do |key, row|
+      verdicts = done.filter_map { |run| run[:verdict] }.tally
+      keys.each_with_object({ config: name, runs: done.size, verdicts: verdicts }) do |key, row|
         values = done.map { |run| run[key] }.compact.sort
         next if values.empty?
 
         row[key] = median(values)
         row[:"#{key}_range"] = [values.first, values.last] if values.size > 1
       end
+    end
+
+    # BloatProbe.diagnose's verdict after the idle tail; "healthy ×2, live_native" when
+    # the rounds disagree.
+    def verdicts(row)
+      return "-" if row[:verdicts].nil? || row[:verdicts].empty?
+
+      row[:verdicts].sort_by { |_verdict, count| -count }
+                    .map { |verdict, count| count > 1 && row[:verdicts].size > 1 ? "#{verdict} ×#{count}" : verdict }
+                    .join(", ")
     end
 
     def median(sorted)

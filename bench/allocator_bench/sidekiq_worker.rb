@@ -66,13 +66,13 @@ module AllocatorBench
       self
     end
 
-    # Enqueues `count` jobs that each build `strings` strings, in batches, and yields the
+    # Enqueues `count` StringsJobs, the i-th with args.call(i), in batches, and yields the
     # number done as it grows; returns the jobs' own durations (seconds) and the wall time.
-    def run_jobs(count, strings:, max_seconds:)
+    def run_jobs(count, max_seconds:, args:)
       redis("DEL", DURATIONS)
       started = monotonic
       (0...count).each_slice(1000) do |slice|
-        push_bulk("class" => "StringsJob", "args" => slice.map { |i| [strings, i] })
+        push_bulk("class" => "StringsJob", "args" => slice.map { |i| args.call(i) })
       end
       loop do
         done = redis("LLEN", DURATIONS).to_i
@@ -88,7 +88,7 @@ module AllocatorBench
 
     # One small job, as a quiet worker still gets now and then.
     def tick
-      push_bulk("class" => "StringsJob", "args" => [[20, rand(1 << 30)]])
+      push_bulk("class" => "StringsJob", "args" => [[20, rand(1 << 30), false]])
     end
 
     # What BloatProbe reads inside the worker, asked of it by a job.

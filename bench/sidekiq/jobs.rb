@@ -44,17 +44,20 @@ module BenchJobs
   end
 end
 
-# Builds `count` strings, keeps 1% of them, and records how long it took.
+# Builds `count` strings, keeps 1% of them in the shared cache, holds all of them until
+# it ends when `hold` (a heavy job), and records how long it took.
 class StringsJob
   include Sidekiq::Job
   sidekiq_options retry: false
 
-  def perform(count, seed)
+  def perform(count, seed, hold)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     random = Random.new(seed)
+    held = []
     count.times do
       string = "x" * BenchJobs.size(random)
       BenchJobs.keep(string) if random.rand < 0.01
+      held << string if hold
     end
     BenchJobs.record(BenchJobs::DURATIONS, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
   end
@@ -67,7 +70,7 @@ class ProbeJob
 
   def perform
     stats = { arena_stats: BloatProbe.arena_stats.to_h, memory: BloatProbe.memory(detail: true).to_h,
-              trimmer: BenchJobs.trimmer&.to_h }
+              diagnosis: BloatProbe.diagnose.to_h, trimmer: BenchJobs.trimmer&.to_h }
     BenchJobs.record(BenchJobs::STATS, JSON.generate(stats))
   end
 end

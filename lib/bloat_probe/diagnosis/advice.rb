@@ -25,7 +25,8 @@ module BloatProbe
             "them. Changing the allocator will not shrink it."
         when :live_native
           "Memory malloc'd and still in use takes #{share.call(figures[:malloc_in_use])}: big buffers, the " \
-            "contents of live Ruby strings and arrays, or a native leak. The allocator is not wasting it."
+            "contents of Ruby strings and arrays (live, or garbage the GC has not collected yet), or a native " \
+            "leak. The allocator is not wasting it."
         when :unmeasured
           "This process runs on an allocator whose free memory bloat_probe cannot read (tcmalloc or mimalloc); " \
             "only the Ruby heap (#{Format.bytes(figures[:ruby_heap])}) was measured."
@@ -56,8 +57,9 @@ module BloatProbe
           ["ObjectSpace.dump_all(output: File.open(\"heap.json\", \"w\")) and compare two dumps for what grows",
            "GC.compact (Ruby 2.7+) frees pages that hold few live objects"]
         when :live_native
-          ["find what holds the memory: ObjectSpace.memsize_of_all(String) and a heap dump for Ruby's strings " \
-           "and arrays; if those are small, a C extension's buffers or leak"]
+          ["find what holds the memory: GC.start, then diagnose again (garbage not yet collected); " \
+           "ObjectSpace.memsize_of_all(String) and a heap dump for Ruby's strings and arrays; if those are small, " \
+           "a C extension's buffers or leak"]
         when :unmeasured
           ["run once under glibc or jemalloc (LD_PRELOAD=libjemalloc.so.2) to measure what the allocator holds"]
         else

@@ -36,9 +36,11 @@ module BloatProbe
   # :unmeasured           tcmalloc or mimalloc: bloat_probe cannot read what they hold free.
   # :healthy              none of these.
   #
-  # The default thresholds come from `rake bench` (README, "The verdict"): glibc under the
-  # web mix holds about 80% of RSS free, over all 16 arenas with tens of MiB each, while
-  # the configurations that do not bloat hold under 25% free.
+  # The default thresholds come from `rake bench` (README, "The verdict"): under glibc's
+  # defaults the web mix and the Sidekiq jobs leave about 90% of RSS free, spread over all
+  # 16 arenas with tens of MiB each; MALLOC_ARENA_MAX=2 leaves half of a far smaller RSS
+  # free in its two arenas; a trimmed glibc, or jemalloc after its decay, little that is
+  # still resident. A process under 64 MiB of any of these is healthy.
   class Diagnosis
     THRESHOLDS = {
       min_bytes: 64 << 20,

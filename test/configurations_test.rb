@@ -70,7 +70,7 @@ class ConfigurationsTest < Minitest::Test
   # its /bloat/stats.json.
   def with_server(name)
     config = AllocatorBench::Configuration.select(name).first
-    log = File.join(Dir.mktmpdir("bloat_probe-config"), "puma.log")
+    log = scratch_log("bloat_probe-config")
     server = AllocatorBench::Server.new(config, threads: 25, log_path: log).start
     Array.new(25) do
       Thread.new do

@@ -78,7 +78,7 @@ class MetricsTest < Minitest::Test
       env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_REPORT_INTERVAL" => "0.2",
              "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" }
     )
-    log = File.join(Dir.mktmpdir("bloat_probe-metrics"), "puma.log")
+    log = scratch_log("bloat_probe-metrics")
     server = AllocatorBench::Server.new(config, threads: 4, log_path: log, command: :rails_server).start
     started = wait_for_workers(server) { |workers| workers.size == 2 }
     assert_equal %w[0 1], started.keys.sort, File.read(log)

@@ -12,7 +12,7 @@ class PumaClusterTest < Minitest::Test
     config = AllocatorBench::Configuration.new(
       name: "cluster", env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_TRIM_INTERVAL" => "0.05" }, summary: "2 workers"
     )
-    @log = File.join(Dir.mktmpdir("bloat_probe-cluster"), "puma.log")
+    @log = scratch_log("bloat_probe-cluster")
     @server = AllocatorBench::Server.new(config, threads: 4, log_path: @log, command: :rails_server).start
   end
 

@@ -13,7 +13,7 @@ class PumaSmokeTest < Minitest::Test
   REQUESTS_EACH = 8
 
   def setup
-    @log = File.join(Dir.mktmpdir("bloat_probe-smoke"), "puma.log")
+    @log = scratch_log("bloat_probe-smoke")
     @server = AllocatorBench::Server.new(AllocatorBench::Configuration.select("glibc").first, threads: 25,
                                          log_path: @log, command: :rails_server)
     @server.start

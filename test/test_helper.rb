@@ -5,6 +5,7 @@ require "json"
 require "open3"
 require "rbconfig"
 require "tmpdir"
+require "fileutils"
 require "timeout"
 require "bloat_probe"
 
@@ -28,6 +29,14 @@ module ChildProcess
   def library_path(name)
     Dir["/usr/lib/#{RbConfig::CONFIG["host_cpu"]}-linux-gnu/#{name}", "/usr/lib/*/#{name}"].first
   end
+end
+
+# A directory for a test's server log, removed when the whole run ends: a failing
+# assertion reads the log first.
+def scratch_log(prefix)
+  dir = Dir.mktmpdir(prefix)
+  Minitest.after_run { FileUtils.rm_rf(dir) }
+  File.join(dir, "puma.log")
 end
 
 # The processes a bench started, from /proc.

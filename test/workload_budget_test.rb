@@ -23,7 +23,7 @@ class WorkloadBudgetTest < Minitest::Test
     defaults = { "BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET" => nil, "BLOAT_PROBE_WORKLOAD_BUDGET" => nil }
     config = AllocatorBench::Configuration.new(name: "defaults", env: defaults, summary: "the app's own budgets")
     @server = AllocatorBench::Server.new(config, threads: 25,
-                                         log_path: File.join(Dir.mktmpdir("bloat_probe-budget"), "puma.log")).start
+                                         log_path: scratch_log("bloat_probe-budget")).start
   end
 
   def teardown

@@ -194,8 +194,10 @@ mod tests {
     fn this_process_has_resident_memory() {
         let m = memory().expect("memory");
         assert!(m.rss > 0 && m.rss == m.anon + m.file);
+        // Both from one read of smaps_rollup: other tests allocate meanwhile, so a
+        // comparison with the statm reading above would race them.
         let d = detail().expect("detail");
-        assert!(d.pss > 0 && d.uss > 0 && d.uss <= m.rss + (1 << 20));
+        assert!(d.uss > 0 && d.uss <= d.pss, "{d:?}");
     }
 
     #[test]

@@ -86,7 +86,9 @@ module BloatProbe
       def diagnosis
         stats = BloatProbe.arena_stats
         memory = BloatProbe.memory(detail: true)
-        figures = stats.glibc? ? glibc_figures(stats, memory) : other_figures(stats)
+        # Elsewhere only what the allocator tells: jemalloc's figures, or none.
+        figures = stats.glibc? ? glibc_figures(stats, memory) : { malloc_in_use: stats.malloc_in_use,
+                                                                  free: stats.malloc_free }
         figures[:ruby_heap] = ruby_heap_bytes
         figures[:malloc_in_use] -= figures[:ruby_heap] if RUBY_HEAP_IN_MALLOC && figures[:malloc_in_use]
         verdict = verdict_for(figures, memory.rss)
@@ -104,19 +106,11 @@ module BloatProbe
       def glibc_figures(stats, memory)
         resident_free = [memory.arena_resident - stats.in_use, 0].max
         {
-          malloc_in_use: stats.in_use + stats.mmap_bytes,
+          malloc_in_use: stats.malloc_in_use,
           free: [stats.free, resident_free].min,
           trimmable: [stats.arenas.sum(&:trimmable), resident_free].min,
           arenas_holding_free: stats.arenas.count { |arena| arena.free >= thresholds[:arena_free_bytes] }
         }
-      end
-
-      def other_figures(stats)
-        jemalloc = stats.jemalloc
-        return { malloc_in_use: nil, free: nil, trimmable: nil, arenas_holding_free: nil } unless jemalloc
-
-        { malloc_in_use: jemalloc.allocated, free: [jemalloc.resident - jemalloc.allocated, 0].max, trimmable: nil,
-          arenas_holding_free: nil }
       end
 
       def ruby_heap_bytes

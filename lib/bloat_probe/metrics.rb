@@ -53,9 +53,9 @@ module BloatProbe
       add.call("bloat_probe_proportional_memory_bytes", diagnosis.pss)
       add.call("bloat_probe_unique_memory_bytes", diagnosis.uss)
       add.call("bloat_probe_allocator_info", 1, allocator: stats.allocator.to_s, version: stats.allocator_version.to_s)
+      add.call("bloat_probe_malloc_in_use_bytes", stats.malloc_in_use)
+      add.call("bloat_probe_malloc_free_bytes", stats.malloc_free)
       if stats.glibc?
-        add.call("bloat_probe_malloc_in_use_bytes", stats.in_use + stats.mmap_bytes)
-        add.call("bloat_probe_malloc_free_bytes", stats.free)
         add.call("bloat_probe_malloc_trimmable_bytes", diagnosis.trimmable)
         add.call("bloat_probe_malloc_arenas", stats.arena_count)
         add.call("bloat_probe_malloc_mmap_bytes", stats.mmap_bytes)
@@ -66,8 +66,6 @@ module BloatProbe
           add.call("bloat_probe_arena_free_bytes", arena.free, arena_label)
         end
       elsif (jemalloc = stats.jemalloc)
-        add.call("bloat_probe_malloc_in_use_bytes", jemalloc.allocated)
-        add.call("bloat_probe_malloc_free_bytes", [jemalloc.resident - jemalloc.allocated, 0].max)
         %i[allocated active resident mapped retained].each do |field|
           add.call("bloat_probe_jemalloc_#{field}_bytes", jemalloc[field])
         end

@@ -31,12 +31,7 @@ module BloatProbe
     def sample(record: true)
       stats = BloatProbe.arena_stats
       memory = BloatProbe.memory
-      in_use, free = if stats.glibc?
-                       [stats.in_use + stats.mmap_bytes, stats.free]
-                     elsif stats.jemalloc
-                       [stats.jemalloc.allocated, stats.jemalloc.resident - stats.jemalloc.allocated]
-                     end
-      remember(Sample.new(Time.now.to_f, memory.rss, in_use, free, stats.arena_count)) if record
+      remember(Sample.new(Time.now.to_f, memory.rss, stats.malloc_in_use, stats.malloc_free, stats.arena_count)) if record
       [stats, memory]
     end
 

@@ -126,6 +126,22 @@ module BloatProbe
       allocator == :glibc
     end
 
+    # Bytes malloc'd and not freed, whichever allocator can tell: glibc's arenas and
+    # mmapped chunks, or jemalloc's allocated; nil under tcmalloc or mimalloc.
+    def malloc_in_use
+      return in_use + mmap_bytes if glibc?
+
+      jemalloc&.allocated
+    end
+
+    # Bytes the allocator holds free: glibc's free chunks, or jemalloc's resident pages
+    # that are not allocated; nil where neither is readable.
+    def malloc_free
+      return free if glibc?
+
+      jemalloc && [jemalloc.resident - jemalloc.allocated, 0].max
+    end
+
     def to_h
       super.merge(arenas: arenas&.map(&:to_h), jemalloc: jemalloc&.to_h)
     end

@@ -8,10 +8,9 @@ class BloatController < ApplicationController
   # GET /bloat?refresh=2: the page reloads itself every `refresh` seconds; 0 holds it still.
   def show
     @refresh = query_params.integer(:refresh, default: 2, range: 0..3600)
-    @stats = BloatProbe.arena_stats
-    @memory = BloatProbe.memory(detail: true)
     # Each view adds a point to the chart, beside the Reporter's (config/puma.rb).
-    BloatProbe.monitor.sample
+    @stats, = BloatProbe.monitor.sample
+    @memory = BloatProbe.memory(detail: true)
     @history = BloatProbe.monitor.history
     @diagnosis = BloatProbe.monitor.diagnosis
   end

@@ -2,6 +2,7 @@
 
 require "minitest/autorun"
 require "json"
+require "etc"
 require "open3"
 require "rbconfig"
 require "tmpdir"

@@ -19,27 +19,54 @@ module BloatProbe
   end
 
   # A reading: a frozen Struct whose inspect shows sizes readably. Byte fields stay
-  # Integers; only inspect formats them. Built positionally (cheap, for readings taken on
-  # every request) or from a Hash with .from_h.
+  # Integers; only inspect formats them. The native layer's readings are made from the
+  # schemas it declares (Native::SCHEMAS: each field, its unit, its nested reading), so a
+  # field is named once, in Rust; Ruby-made values (Diagnosis, Sample) name theirs here.
   module Reading
-    def self.define(*fields, bytes: [], &body)
+    # nested: field => [:reading or :readings, the nested class's name under BloatProbe].
+    def self.define(*fields, bytes: [], nested: {}, &body)
       Struct.new(*fields) do
         include Reading
         extend ClassMethods
         const_set(:BYTE_FIELDS, bytes.freeze)
+        const_set(:NESTED, nested.freeze)
         class_eval(&body) if body
       end
     end
 
-    # The fields are named twice, in the native layer and here: should the two drift
-    # apart, a reading raises at once instead of showing a nil.
+    # Defines every native reading as a constant of `namespace`, from its schema. A
+    # nested class ("MallocStats::Arena") comes after its parent in SCHEMAS.
+    def self.define_native(namespace)
+      Native::SCHEMAS.each do |class_name, fields|
+        *parents, name = class_name.split("::")
+        owner = parents.reduce(namespace) { |scope, parent| scope.const_get(parent, false) }
+        owner.const_set(name, define(*fields.map(&:first),
+                                     bytes: fields.filter_map { |field, unit| field if unit == :bytes },
+                                     nested: fields.to_h { |field, unit, nested| [field, [unit, nested]] }
+                                                   .select { |_, (_, nested)| nested }))
+      end
+    end
+
     module ClassMethods
+      # From the native layer's Hash. Its keys come from the same schema as the members;
+      # a Hash that differs all the same (a stale build of the extension) raises at once
+      # instead of showing a nil.
       def from_h(hash)
         unless hash.size == members.size && members.all? { |name| hash.key?(name) }
           raise Error, "#{name}: the native layer gave #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
         end
 
-        new(*members.map { |name| hash[name] })
+        new(*members.map { |field| nested_from_h(field, hash[field]) })
+      end
+
+      private
+
+      def nested_from_h(field, value)
+        kind, class_name = self::NESTED[field]
+        return value if kind.nil? || value.nil?
+
+        nested = BloatProbe.const_get(class_name)
+        kind == :readings ? value.map { |item| nested.from_h(item) } : nested.from_h(value)
       end
     end
 
@@ -50,6 +77,14 @@ module BloatProbe
 
       super
       freeze
+    end
+
+    # Nested readings as Hashes too.
+    def to_h
+      self.class::NESTED.each_key.with_object(super) do |field, hash|
+        value = hash[field]
+        hash[field] = value.is_a?(Array) ? value.map(&:to_h) : value&.to_h
+      end
     end
 
     def inspect
@@ -73,16 +108,10 @@ module BloatProbe
     end
   end
 
-  Mallinfo = Reading.define(
-    :arena, :ordblks, :smblks, :hblks, :hblkhd, :usmblks, :fsmblks, :uordblks, :fordblks, :keepcost,
-    bytes: %i[arena hblkhd usmblks fsmblks uordblks fordblks keepcost]
-  )
+  Reading.define_native(self)
 
-  # pss, uss, swap, heap_mappings and arena_resident only with memory(detail: true).
-  Memory = Reading.define(:rss, :anon, :file, :swap, :heap_mappings, :pss, :uss, :arena_resident,
-                          bytes: %i[rss anon file swap pss uss arena_resident])
-
-  Allocator = Reading.define(:name, :version) do
+  # Behaviour of the native readings; their fields come from Native::SCHEMAS.
+  class Allocator
     def glibc?
       name == :glibc
     end
@@ -92,35 +121,14 @@ module BloatProbe
     end
   end
 
-  JemallocStats = Reading.define(
-    :source, :version, :allocated, :active, :resident, :mapped, :retained, :narenas,
-    bytes: %i[allocated active resident mapped retained]
-  )
-
-  TrimResult = Reading.define(:released, :rss_before, :rss_after, :elapsed, bytes: %i[rss_before rss_after]) do
+  class TrimResult
     def released_bytes
       rss_before - rss_after
     end
   end
 
-  Arena = Reading.define(
-    :index, :system, :system_max, :in_use, :free, :fast_count, :fast_bytes, :rest_count, :rest_bytes,
-    :aspace, :aspace_mprotect, :subheaps, :trimmable,
-    bytes: %i[system system_max in_use free fast_bytes rest_bytes aspace aspace_mprotect trimmable]
-  )
-
   # The headline reading: glibc's arenas as malloc_info reports them.
-  ArenaStats = Reading.define(
-    :allocator, :allocator_version, :rss, :arena_count, :system, :in_use, :free, :mmap_count, :mmap_bytes,
-    :arenas, :jemalloc,
-    bytes: %i[rss system in_use free mmap_bytes]
-  ) do
-    def self.from_h(hash)
-      arenas = hash[:arenas]&.map { |arena| Arena.from_h(arena) }
-      jemalloc = hash[:jemalloc] && JemallocStats.from_h(hash[:jemalloc])
-      super(hash.merge(arenas: arenas, jemalloc: jemalloc))
-    end
-
+  class ArenaStats
     # False under jemalloc, tcmalloc or mimalloc: then the arena fields are nil.
     def glibc?
       allocator == :glibc
@@ -142,10 +150,6 @@ module BloatProbe
       jemalloc && [jemalloc.resident - jemalloc.allocated, 0].max
     end
 
-    def to_h
-      super.merge(arenas: arenas&.map(&:to_h), jemalloc: jemalloc&.to_h)
-    end
-
     def inspect
       head = "#<#{self.class.name} #{allocator} #{allocator_version}, rss=#{Format.bytes(rss)}"
       unless glibc?
@@ -161,16 +165,7 @@ module BloatProbe
     end
   end
 
-  MallocStats = Reading.define(:text, :arenas, :system, :in_use, :max_mmap_regions, :max_mmap_bytes,
-                               bytes: %i[system in_use max_mmap_bytes]) do
-    def self.from_h(hash)
-      super(hash.merge(arenas: hash[:arenas].map { |arena| self::Arena.from_h(arena) }))
-    end
-
-    def to_h
-      super.merge(arenas: arenas.map(&:to_h))
-    end
-
+  class MallocStats
     private
 
     def inspect_fields
@@ -178,10 +173,7 @@ module BloatProbe
     end
   end
 
-  MallocStats::Arena = Reading.define(:index, :system, :in_use, bytes: %i[system in_use])
-
-  ChurnResult = Reading.define(:allocations, :bytes, :retained_count, :retained_bytes, :elapsed, :threads,
-                               :allocator, :retained, bytes: %i[bytes retained_bytes]) do
+  class ChurnResult
     # Frees the retained blocks now rather than at the next GC.
     def release
       retained.release

@@ -6,6 +6,11 @@ use std::fmt;
 use std::mem;
 use std::ptr;
 
+use crate::reading;
+use crate::schema::FieldValue;
+use crate::schema::Unit::{Bytes, Count, Name, Text};
+use crate::schema::Value;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Glibc,
@@ -25,15 +30,24 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocator {
-    pub kind: Kind,
-    pub version: String,
+impl FieldValue for Kind {
+    fn value(&self) -> Value<'_> {
+        Value::Name(self.name())
+    }
+}
+
+reading! {
+    /// The malloc serving the process.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Allocator as "Allocator" {
+        name: Kind => Name,
+        version: String => Text,
+    }
 }
 
 impl fmt::Display for Allocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind.name(), self.version)
+        write!(f, "{} {}", self.name.name(), self.version)
     }
 }
 
@@ -60,7 +74,7 @@ fn c_text(text: *const c_char) -> String {
 pub fn detect() -> Allocator {
     if let Some(mallctl) = mallctl() {
         let version = read_mallctl::<*const c_char>(mallctl, c"version").map(c_text);
-        return Allocator { kind: Kind::Jemalloc, version: version.unwrap_or_else(|_| "unknown".into()) };
+        return Allocator { name: Kind::Jemalloc, version: version.unwrap_or_else(|_| "unknown".into()) };
     }
     if let Some(address) = symbol(c"tc_version") {
         // SAFETY: tc_version has this signature in gperftools' tcmalloc.h; null outs are allowed.
@@ -70,7 +84,7 @@ pub fn detect() -> Allocator {
         };
         // It reads "gperftools 2.10"; keep the number alone, as for the others.
         let version = c_text(text).trim_start_matches("gperftools ").to_owned();
-        return Allocator { kind: Kind::Tcmalloc, version };
+        return Allocator { name: Kind::Tcmalloc, version };
     }
     if let Some(address) = symbol(c"mi_version") {
         // SAFETY: mi_version takes nothing and returns e.g. 209 for 2.0.9 (mimalloc.h).
@@ -79,13 +93,13 @@ pub fn detect() -> Allocator {
             mi_version()
         };
         let version = format!("{}.{}.{}", number / 100, number / 10 % 10, number % 10);
-        return Allocator { kind: Kind::Mimalloc, version };
+        return Allocator { name: Kind::Mimalloc, version };
     }
     let version = symbol(c"gnu_get_libc_version").map(|address| {
         // SAFETY: glibc's gnu_get_libc_version returns a static version string.
         c_text(unsafe { mem::transmute::<*mut c_void, GnuGetLibcVersion>(address)() })
     });
-    Allocator { kind: Kind::Glibc, version: version.unwrap_or_else(|| "unknown".into()) }
+    Allocator { name: Kind::Glibc, version: version.unwrap_or_else(|| "unknown".into()) }
 }
 
 /// A preloaded jemalloc's `mallctl`. The jemalloc bundled in this library is prefixed
@@ -107,15 +121,35 @@ fn read_mallctl<T: Copy>(mallctl: Mallctl, name: &CStr) -> Result<T, String> {
     Ok(unsafe { value.assume_init() })
 }
 
-/// jemalloc's own statistics, in bytes (see jemalloc's "stats.*" mallctl names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct JemallocStats {
-    pub allocated: u64,
-    pub active: u64,
-    pub resident: u64,
-    pub mapped: u64,
-    pub retained: u64,
-    pub narenas: u64,
+/// Which jemalloc: the process's own (LD_PRELOAD), or the one bundled in this library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JemallocSource {
+    Preloaded,
+    Bundled,
+}
+
+impl FieldValue for JemallocSource {
+    fn value(&self) -> Value<'_> {
+        Value::Name(match self {
+            JemallocSource::Preloaded => "preloaded",
+            JemallocSource::Bundled => "bundled",
+        })
+    }
+}
+
+reading! {
+    /// jemalloc's own statistics, in bytes (see jemalloc's "stats.*" mallctl names).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct JemallocStats as "JemallocStats" {
+        source: JemallocSource => Name,
+        version: String => Text,
+        allocated: u64 => Bytes,
+        active: u64 => Bytes,
+        resident: u64 => Bytes,
+        mapped: u64 => Bytes,
+        retained: u64 => Bytes,
+        narenas: u64 => Count,
+    }
 }
 
 /// Reads the preloaded jemalloc's statistics, or None when jemalloc is not preloaded.
@@ -136,7 +170,10 @@ fn read_jemalloc_stats(mallctl: Mallctl) -> Result<JemallocStats, String> {
         return Err(format!("mallctl(\"epoch\") failed with {rc}"));
     }
     let size = |name: &CStr| read_mallctl::<usize>(mallctl, name).map(|v| v as u64);
+    let version = read_mallctl::<*const c_char>(mallctl, c"version").map(c_text)?;
     Ok(JemallocStats {
+        source: JemallocSource::Preloaded,
+        version,
         allocated: size(c"stats.allocated")?,
         active: size(c"stats.active")?,
         resident: size(c"stats.resident")?,
@@ -153,7 +190,7 @@ mod tests {
     #[test]
     fn a_plain_test_binary_runs_on_glibc() {
         let allocator = detect();
-        assert_eq!(allocator.kind, Kind::Glibc);
+        assert_eq!(allocator.name, Kind::Glibc);
         assert!(allocator.version.starts_with("2."), "{allocator}");
         assert!(preloaded_jemalloc_stats().is_none());
     }

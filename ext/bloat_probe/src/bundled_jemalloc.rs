@@ -2,13 +2,15 @@
 //! so it serves only what this library allocates from it on purpose (`churn` with
 //! `allocator: :jemalloc`), side by side with the process's own malloc.
 
-use crate::allocator::JemallocStats;
+use crate::allocator::{JemallocSource, JemallocStats};
 use tikv_jemalloc_ctl::{arenas, epoch, stats};
 
 pub fn stats() -> Result<JemallocStats, String> {
     let failed = |what: &str, e: tikv_jemalloc_ctl::Error| format!("bundled jemalloc {what}: {e}");
     epoch::advance().map_err(|e| failed("epoch", e))?;
     Ok(JemallocStats {
+        source: JemallocSource::Bundled,
+        version: version(),
         allocated: stats::allocated::read().map_err(|e| failed("stats.allocated", e))? as u64,
         active: stats::active::read().map_err(|e| failed("stats.active", e))? as u64,
         resident: stats::resident::read().map_err(|e| failed("stats.resident", e))? as u64,

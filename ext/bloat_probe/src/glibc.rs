@@ -6,6 +6,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::reading;
+use crate::schema::Unit::{Bytes, Count, Flag, Seconds};
+
 extern "C" {
     // Not in the libc crate: glibc prints these statistics to the C `stderr` stream.
     fn malloc_stats();
@@ -13,19 +16,32 @@ extern "C" {
     static mut stderr: *mut libc::FILE;
 }
 
-/// Every field of glibc's `struct mallinfo2` (sizes in bytes, summed over all arenas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mallinfo {
-    pub arena: usize,
-    pub ordblks: usize,
-    pub smblks: usize,
-    pub hblks: usize,
-    pub hblkhd: usize,
-    pub usmblks: usize,
-    pub fsmblks: usize,
-    pub uordblks: usize,
-    pub fordblks: usize,
-    pub keepcost: usize,
+reading! {
+    /// Every field of glibc's `struct mallinfo2` (sizes in bytes, summed over all arenas).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Mallinfo as "Mallinfo" {
+        arena: usize => Bytes,
+        ordblks: usize => Count,
+        smblks: usize => Count,
+        hblks: usize => Count,
+        hblkhd: usize => Bytes,
+        usmblks: usize => Bytes,
+        fsmblks: usize => Bytes,
+        uordblks: usize => Bytes,
+        fordblks: usize => Bytes,
+        keepcost: usize => Bytes,
+    }
+}
+
+reading! {
+    /// What one `malloc_trim` did: whether glibc says it released anything, and RSS around it.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct TrimResult as "TrimResult" {
+        released: bool => Flag,
+        rss_before: u64 => Bytes,
+        rss_after: u64 => Bytes,
+        elapsed: f64 => Seconds,
+    }
 }
 
 pub fn mallinfo() -> Mallinfo {
@@ -108,9 +124,8 @@ fn capture_stream(mut write: impl FnMut(*mut libc::FILE) -> bool) -> io::Result<
             return Err(io::Error::last_os_error());
         }
         // SAFETY: stream is open and unused; stdio_buffer outlives it (closed below).
-        let buffered = unsafe {
-            libc::setvbuf(stream, stdio_buffer.as_mut_ptr().cast(), libc::_IOFBF, STDIO_BUFFER_BYTES) == 0
-        };
+        let buffered =
+            unsafe { libc::setvbuf(stream, stdio_buffer.as_mut_ptr().cast(), libc::_IOFBF, STDIO_BUFFER_BYTES) == 0 };
         let wrote = buffered && write(stream);
         // SAFETY: stream is open; fflush and ferror report whether every write fit.
         let fitted = unsafe { libc::fflush(stream) == 0 && libc::ferror(stream) == 0 };
@@ -125,7 +140,9 @@ fn capture_stream(mut write: impl FnMut(*mut libc::FILE) -> bool) -> io::Result<
                 // SAFETY: the stream initialised the first `len` bytes of buf.
                 unsafe { buf.set_len(len) };
                 LAST_CAPTURE_BYTES.store(len, Ordering::Relaxed);
-                return Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+                return Ok(
+                    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                );
             }
             Some(_) => return Err(io::Error::other("glibc failed to write its report")),
             None if capacity < MAX_CAPTURE_BYTES => capacity = (2 * capacity).min(MAX_CAPTURE_BYTES),

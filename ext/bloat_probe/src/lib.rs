@@ -3,6 +3,7 @@
 //! `cargo test --no-default-features`; `ruby_api` turns it into Ruby values.
 
 pub mod allocator;
+pub mod arena_stats;
 pub mod bundled_jemalloc;
 pub mod glibc;
 pub mod malloc_info;
@@ -10,6 +11,7 @@ pub mod malloc_stats;
 pub mod panic_boundary;
 pub mod parse_error;
 pub mod procfs;
+pub mod schema;
 pub mod workload;
 
 #[cfg(feature = "ruby")]

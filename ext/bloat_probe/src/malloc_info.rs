@@ -3,9 +3,11 @@
 
 use std::borrow::Cow;
 
+use crate::parse_error::ParseError;
+use crate::reading;
+use crate::schema::Unit::{Bytes, Count};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
-use crate::parse_error::ParseError;
 
 /// One `<heap nr="N">` element: an arena.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,11 +60,8 @@ impl ArenaInfo {
     /// already and malloc_trim leaves them. Pages released before still count as free
     /// here, so a caller caps the sum by what is resident (BloatProbe.diagnose does).
     pub fn trimmable(&self, page: u64) -> u64 {
-        let chunks: u64 = self
-            .free_chunks
-            .iter()
-            .map(|c| c.total.saturating_sub(c.count * (CHUNK_HEADER + page)))
-            .sum();
+        let chunks: u64 =
+            self.free_chunks.iter().map(|c| c.total.saturating_sub(c.count * (CHUNK_HEADER + page))).sum();
         let top = if self.index == 0 {
             let binned: u64 = self.free_chunks.iter().map(|c| c.total).sum();
             self.free_bytes().saturating_sub(binned).saturating_sub(page)
@@ -70,6 +69,48 @@ impl ArenaInfo {
             0
         };
         chunks + top
+    }
+}
+
+reading! {
+    /// One arena as BloatProbe.arena_stats shows it: malloc_info's figures, what is in use
+    /// and free, and what a trim would release.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Arena as "Arena" {
+        index: u64 => Count,
+        system: u64 => Bytes,
+        system_max: u64 => Bytes,
+        in_use: u64 => Bytes,
+        free: u64 => Bytes,
+        fast_count: u64 => Count,
+        fast_bytes: u64 => Bytes,
+        rest_count: u64 => Count,
+        rest_bytes: u64 => Bytes,
+        aspace: u64 => Bytes,
+        aspace_mprotect: u64 => Bytes,
+        subheaps: Option<u64> => Count,
+        trimmable: u64 => Bytes,
+    }
+}
+
+impl ArenaInfo {
+    /// The arena as Ruby sees it; `page` sizes the trim estimate.
+    pub fn summary(&self, page: u64) -> Arena {
+        Arena {
+            index: self.index,
+            system: self.system_current,
+            system_max: self.system_max,
+            in_use: self.in_use_bytes(),
+            free: self.free_bytes(),
+            fast_count: self.fast_count,
+            fast_bytes: self.fast_bytes,
+            rest_count: self.rest_count,
+            rest_bytes: self.rest_bytes,
+            aspace: self.aspace_total,
+            aspace_mprotect: self.aspace_mprotect,
+            subheaps: self.subheaps,
+            trimmable: self.trimmable(page),
+        }
     }
 }
 

@@ -9,6 +9,9 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use crate::reading;
+use crate::schema::Unit::{Bytes, Count};
+
 /// glibc reserves each non-main arena heap as 64 MiB of address space aligned to 64 MiB
 /// (HEAP_MAX_SIZE = 2 × DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
 pub const ARENA_HEAP_SIZE: u64 = 64 << 20;
@@ -76,6 +79,37 @@ pub fn detail() -> io::Result<Detail> {
     Ok(detail)
 }
 
+reading! {
+    /// BloatProbe.memory: statm's figures always; the rest only when detail was asked for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MemoryReading as "Memory" {
+        rss: u64 => Bytes,
+        anon: u64 => Bytes,
+        file: u64 => Bytes,
+        swap: Option<u64> => Bytes,
+        heap_mappings: Option<u64> => Count,
+        pss: Option<u64> => Bytes,
+        uss: Option<u64> => Bytes,
+        arena_resident: Option<u64> => Bytes,
+    }
+}
+
+/// statm, and with `with_detail` smaps_rollup and smaps too (milliseconds in a big process).
+pub fn reading(with_detail: bool) -> io::Result<MemoryReading> {
+    let Memory { rss, anon, file } = memory()?;
+    let detail = if with_detail { Some(detail()?) } else { None };
+    Ok(MemoryReading {
+        rss,
+        anon,
+        file,
+        swap: detail.map(|d| d.swap),
+        heap_mappings: detail.map(|d| d.heap_mappings),
+        pss: detail.map(|d| d.pss),
+        uss: detail.map(|d| d.uss),
+        arena_resident: detail.map(|d| d.arena_resident),
+    })
+}
+
 pub fn page_size() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -88,11 +122,7 @@ fn parse_statm(statm: &str, page: u64) -> io::Result<Memory> {
     let _size = fields.next().ok_or_else(bad)??;
     let resident = fields.next().ok_or_else(bad)??;
     let shared = fields.next().ok_or_else(bad)??;
-    Ok(Memory {
-        rss: resident * page,
-        anon: resident.saturating_sub(shared) * page,
-        file: shared * page,
-    })
+    Ok(Memory { rss: resident * page, anon: resident.saturating_sub(shared) * page, file: shared * page })
 }
 
 fn parse_rollup(rollup: &str) -> io::Result<Detail> {

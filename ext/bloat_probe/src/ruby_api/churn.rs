@@ -2,11 +2,12 @@
 
 use super::args::{choice, integer, number};
 use super::errors::{check_interrupts, probe_error, range_error, ProbeClass};
-use super::retained::Retained;
-use super::Fields;
+use super::fields::to_hash;
 use super::nogvl::without_gvl;
+use super::retained::Retained;
 use crate::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
+use magnus::value::ReprValue;
 use magnus::{Error, RHash, Ruby, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -48,7 +49,8 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
         spec.max_size = integer(ruby, "max_size", v, 1, workload::MAX_BLOCK_SIZE)?;
     }
     if let Some(v) = distribution {
-        spec.distribution = [Distribution::LogUniform, Distribution::Uniform][choice(ruby, "distribution", v, &DISTRIBUTIONS)?];
+        spec.distribution =
+            [Distribution::LogUniform, Distribution::Uniform][choice(ruby, "distribution", v, &DISTRIBUTIONS)?];
     }
     if let Some(v) = retain {
         spec.retain = number(ruby, "retain", v)?;
@@ -80,22 +82,40 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let outcome = loop {
         match without_gvl(ruby, &pause, || churn.run_for(SLICE, &pause))? {
             Step::Done(result) => break result.map_err(|e| churn_error(ruby, e))?,
-            Step::Paused => {
+            Step::Paused(more) => {
+                churn = more;
                 pause.store(false, Ordering::Relaxed);
                 check_interrupts()?;
             }
         }
     };
-    let fields = Fields::new(ruby);
-    fields.set("allocations", outcome.allocations)?;
-    fields.set("bytes", outcome.bytes)?;
-    fields.set("retained_count", outcome.retained.count())?;
-    fields.set("retained_bytes", outcome.retained.bytes())?;
-    fields.set("elapsed", outcome.elapsed.as_secs_f64())?;
-    fields.set("threads", outcome.threads)?;
-    fields.set("allocator", ruby.to_symbol(spec.source.name()))?;
-    fields.set("retained", Retained::new(outcome.retained, spec.source))?;
-    Ok(fields.into_hash())
+    let result = outcome.into_result(spec.source);
+    let hash = to_hash(ruby, &result)?;
+    hash.aset(ruby.to_symbol("retained"), Retained::new(result.retained, spec.source))?;
+    Ok(hash)
+}
+
+/// The most a churn call with these options can hold at once (ChurnSpec::worst_case_bytes),
+/// checked as churn checks them.
+pub fn worst_case_bytes(ruby: &Ruby, args: &[Value]) -> Result<u64, Error> {
+    let spec = spec_from(ruby, args)?;
+    spec.validate().map_err(|e| range_error(ruby, e.0))?;
+    Ok(spec.worst_case_bytes())
+}
+
+/// BloatProbe::Native::CHURN_LIMITS: each option's allowed range, as churn checks it.
+pub fn limits(ruby: &Ruby) -> Result<RHash, Error> {
+    let limits = ruby.hash_new();
+    let range = |min: u64, max: u64| ruby.range_new(min, max, false);
+    limits.aset(ruby.to_symbol("count"), range(1, workload::MAX_COUNT)?)?;
+    limits.aset(ruby.to_symbol("size"), range(1, workload::MAX_BLOCK_SIZE)?)?;
+    limits.aset(ruby.to_symbol("window"), range(0, workload::MAX_WINDOW)?)?;
+    limits.aset(ruby.to_symbol("threads"), range(1, workload::MAX_THREADS)?)?;
+    limits.aset(ruby.to_symbol("retain"), ruby.range_new(0.0, 1.0, false)?)?;
+    let defaults = ChurnSpec::default();
+    limits.aset(ruby.to_symbol("default_sizes"), range(defaults.min_size, defaults.max_size)?)?;
+    limits.freeze();
+    Ok(limits)
 }
 
 fn churn_error(ruby: &Ruby, error: ChurnError) -> Error {

@@ -67,10 +67,10 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
 
 /// An error of one of BloatProbe's classes (Error, NotGlibcError, RetainLimitError, …).
 pub fn probe_error(ruby: &Ruby, class: ProbeClass, message: impl Into<String>) -> Error {
-    match CLASSES.get() {
-        Some(classes) => Error::new(ruby.get_inner(classes[class as usize]), message.into()),
-        None => Error::new(ruby.exception_runtime_error(), message.into()),
-    }
+    // init runs in Init_bloat_probe before any method is defined, and fails the load if a
+    // class is missing: no method can get here without the classes.
+    let classes = CLASSES.get().expect("errors::init ran before any method was defined");
+    Error::new(ruby.get_inner(classes[class as usize]), message.into())
 }
 
 pub fn io_error(ruby: &Ruby, what: &str, e: std::io::Error) -> Error {

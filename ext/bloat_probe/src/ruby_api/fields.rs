@@ -1,23 +1,52 @@
-//! Readings go to Ruby as Hashes with Symbol keys; lib/bloat_probe.rb makes them values.
+//! Readings go to Ruby as Hashes with Symbol keys, built from their schema (see
+//! crate::schema); lib/bloat_probe/readings.rb makes them values from the same schema.
 
-use magnus::{Error, IntoValue, RHash, Ruby};
+use crate::schema::{self, Reading, Value};
+use magnus::value::ReprValue;
+use magnus::{Error, IntoValue, RArray, RHash, Ruby};
 
-/// A Hash with Symbol keys, filled one field at a time.
-pub struct Fields<'a> {
-    ruby: &'a Ruby,
-    hash: RHash,
+/// A reading's Hash: one key per declared field, nested readings as Hashes too. An
+/// Object field is nil here, for the caller to fill.
+pub fn to_hash(ruby: &Ruby, reading: &dyn Reading) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    for (field, value) in reading.schema().fields.iter().zip(reading.values()) {
+        hash.aset(ruby.to_symbol(field.name), to_value(ruby, value)?)?;
+    }
+    Ok(hash)
 }
 
-impl<'a> Fields<'a> {
-    pub fn new(ruby: &'a Ruby) -> Self {
-        Fields { ruby, hash: ruby.hash_new() }
-    }
+fn to_value(ruby: &Ruby, value: Value<'_>) -> Result<magnus::Value, Error> {
+    Ok(match value {
+        Value::Int(n) => n.into_value_with(ruby),
+        Value::Float(f) => f.into_value_with(ruby),
+        Value::Flag(flag) => flag.into_value_with(ruby),
+        Value::Text(text) => text.into_value_with(ruby),
+        Value::Name(name) => ruby.to_symbol(name).as_value(),
+        Value::Nil | Value::Object => ruby.qnil().as_value(),
+        Value::One(nested) => to_hash(ruby, nested)?.as_value(),
+        Value::Many(nested) => {
+            // Each Hash goes straight into the Ruby Array, where the GC sees it.
+            let list = ruby.ary_new_capa(nested.len());
+            for reading in nested {
+                list.push(to_hash(ruby, reading)?)?;
+            }
+            list.as_value()
+        }
+    })
+}
 
-    pub fn set(&self, key: &str, value: impl IntoValue) -> Result<(), Error> {
-        self.hash.aset(self.ruby.to_symbol(key), value)
+/// BloatProbe::Native::SCHEMAS: class name => [[field, unit, nested class or nil], …].
+pub fn schemas(ruby: &Ruby) -> Result<RHash, Error> {
+    let schemas = ruby.hash_new();
+    for schema in schema::all() {
+        let fields: RArray = ruby.ary_new_capa(schema.fields.len());
+        for field in schema.fields {
+            let nested = field.unit.nested().map(|nested| nested.class);
+            fields.push((ruby.to_symbol(field.name), ruby.to_symbol(field.unit.name()), nested))?;
+        }
+        fields.freeze();
+        schemas.aset(schema.class, fields)?;
     }
-
-    pub fn into_hash(self) -> RHash {
-        self.hash
-    }
+    schemas.freeze();
+    Ok(schemas)
 }

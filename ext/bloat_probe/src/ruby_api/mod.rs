@@ -1,6 +1,7 @@
 //! The Ruby-facing layer: each file turns one reading or type of the core into Ruby
-//! values and exceptions. The methods live on BloatProbe::Native and return plain hashes;
-//! lib/bloat_probe.rb wraps them in value objects.
+//! values and exceptions. The methods live on BloatProbe::Native and return Hashes built
+//! from each reading's schema; lib/bloat_probe/readings.rb wraps them in value objects
+//! made from the same schemas (Native::SCHEMAS).
 
 mod allocator;
 mod arena_stats;
@@ -15,13 +16,13 @@ mod nogvl;
 mod retained;
 mod trim;
 
-use fields::Fields;
 use magnus::{function, prelude::*, Error, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     let module = ruby.define_module("BloatProbe")?;
     let native = module.define_module("Native")?;
+    native.const_set("SCHEMAS", fields::schemas(ruby)?)?;
     native.define_singleton_method("mallinfo", function!(mallinfo::mallinfo, 0))?;
     native.define_singleton_method("arena_stats", function!(arena_stats::arena_stats, 0))?;
     native.define_singleton_method("malloc_stats", function!(malloc_stats::malloc_stats, 0))?;
@@ -31,6 +32,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;
     native.define_singleton_method("trim", function!(trim::trim, 1))?;
     native.define_singleton_method("churn", function!(churn::churn, -1))?;
+    native.define_singleton_method("churn_worst_case_bytes", function!(churn::worst_case_bytes, -1))?;
+    native.const_set("CHURN_LIMITS", churn::limits(ruby)?)?;
     native.define_singleton_method("retain_limit", function!(churn::retain_limit, 0))?;
     native.define_singleton_method("retain_limit=", function!(churn::set_retain_limit, 1))?;
     native.define_singleton_method("retained_bytes", function!(churn::retained_bytes, 0))?;

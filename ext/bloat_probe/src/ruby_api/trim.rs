@@ -3,9 +3,10 @@
 use super::allocator::require_glibc;
 use super::args::integer;
 use super::errors::io_error;
-use super::Fields;
+use super::fields::to_hash;
 use super::nogvl::without_gvl;
-use crate::{glibc, procfs};
+use crate::glibc::{self, TrimResult};
+use crate::procfs;
 use magnus::{Error, RHash, Ruby, Value};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -21,10 +22,5 @@ pub fn trim(ruby: &Ruby, pad: Value) -> Result<RHash, Error> {
     let released = without_gvl(ruby, &AtomicBool::new(false), || glibc::trim(pad))?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = rss()?;
-    let fields = Fields::new(ruby);
-    fields.set("released", released)?;
-    fields.set("rss_before", before)?;
-    fields.set("rss_after", after)?;
-    fields.set("elapsed", elapsed)?;
-    Ok(fields.into_hash())
+    to_hash(ruby, &TrimResult { released, rss_before: before, rss_after: after, elapsed })
 }

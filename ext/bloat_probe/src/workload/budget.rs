@@ -9,7 +9,6 @@ use super::source::Source;
 
 pub const DEFAULT_RETAIN_LIMIT: usize = 2 << 30;
 
-
 static RETAINED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static RETAIN_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN_LIMIT);
 
@@ -50,7 +49,9 @@ pub(super) fn watch_forks() {
 fn reserve(size: usize) -> bool {
     let limit = retain_limit();
     RETAINED_BYTES
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| held.checked_add(size).filter(|total| *total <= limit))
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+            held.checked_add(size).filter(|total| *total <= limit)
+        })
         .is_ok()
 }
 

@@ -74,3 +74,35 @@ pub(super) fn thread_seed(seed: u64, index: u64) -> u64 {
     Rng::new(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::ChurnSpec;
+
+    fn spec() -> ChurnSpec {
+        ChurnSpec { count: 2_000, ..ChurnSpec::default() }
+    }
+
+    #[test]
+    fn sizes_are_deterministic_for_a_seed_and_stay_in_range() {
+        let s = spec();
+        let a: Vec<u64> = Sizes::new(&s, 42).take(1000).collect();
+        let b: Vec<u64> = Sizes::new(&s, 42).take(1000).collect();
+        let c: Vec<u64> = Sizes::new(&s, 43).take(1000).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.iter().all(|size| (s.min_size..=s.max_size).contains(size)));
+    }
+
+    #[test]
+    fn log_uniform_favours_small_blocks() {
+        let s = spec();
+        let sizes: Vec<u64> = Sizes::new(&s, 7).take(10_000).collect();
+        let small = sizes.iter().filter(|&&size| size < 1024).count();
+        // ln(1024/24) / ln(32768/24) ≈ 0.52 of the blocks are under 1 KiB.
+        assert!((4_700..5_700).contains(&small), "{small}");
+        let uniform = ChurnSpec { distribution: Distribution::Uniform, ..s };
+        let small_uniform = Sizes::new(&uniform, 7).take(10_000).filter(|&size| size < 1024).count();
+        assert!(small_uniform < 500, "{small_uniform}");
+    }
+}

@@ -45,11 +45,6 @@ impl Worker {
         }
     }
 
-    #[cfg(test)]
-    pub(super) fn allocations(&self) -> u64 {
-        self.done
-    }
-
     /// Allocates until the count is reached, `deadline` passes or `pause` is set (then it
     /// can go on), or `stop` is set (then it cannot). A failure sets `stop`, so that the
     /// other threads of the call stop too.
@@ -76,7 +71,11 @@ impl Worker {
             // Transient blocks are counted against the limit too, so the total is honest.
             if !self.budget.take(size) {
                 stop.store(true, Ordering::Relaxed);
-                return Progress::Failed(ChurnError::LimitExceeded { limit: retain_limit(), held: retained_bytes(), size });
+                return Progress::Failed(ChurnError::LimitExceeded {
+                    limit: retain_limit(),
+                    held: retained_bytes(),
+                    size,
+                });
             }
             let Some(ptr) = spec.source.alloc(size) else {
                 self.budget.give_back(size);
@@ -105,12 +104,13 @@ impl Worker {
         Progress::Finished
     }
 
-    /// What a finished worker keeps; its transient blocks and unused budget are freed.
-    pub(super) fn into_outcome(self) -> Outcome {
+    /// What a finished worker keeps; its transient blocks and unused budget are freed when
+    /// the worker is dropped.
+    pub(super) fn take_outcome(&mut self) -> Outcome {
         Outcome {
             allocations: self.done,
             bytes: self.allocated_bytes,
-            retained: self.retained,
+            retained: std::mem::replace(&mut self.retained, RetainedBlocks::empty(self.spec.source)),
             elapsed: Duration::ZERO,
             threads: 1,
         }
@@ -122,7 +122,7 @@ impl Worker {
         loop {
             match self.step(None, &never, stop) {
                 Progress::Paused => continue,
-                Progress::Finished => return Ok(self.into_outcome()),
+                Progress::Finished => return Ok(self.take_outcome()),
                 Progress::Failed(e) => return Err(e),
             }
         }

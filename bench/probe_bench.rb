@@ -79,12 +79,12 @@ module ProbeBench
          "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s."
   end
 
-  # A scrape reads RSS and malloc_info afresh and reuses the Monitor's diagnosis (taken
+  # A scrape reads RSS and malloc_info afresh and reuses the Recorder's diagnosis (taken
   # again once a minute): measured against arena_stats alone, interleaved.
   def scrape_costs
     metrics = BloatProbe::Metrics.new
     env = { "REQUEST_METHOD" => "GET" }
-    BloatProbe.monitor.diagnosis
+    BloatProbe.probe.recorder.diagnosis
     pairs = Array.new(9) do
       [median_cost(rounds: 5, batch: 20) { BloatProbe.arena_stats },
        median_cost(rounds: 5, batch: 20) { metrics.call(env) }]
@@ -104,7 +104,7 @@ module ProbeBench
     seconds = Float(ENV.fetch("PROBE_SECONDS", "60"))
     cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }
     lines = 0
-    BloatProbe.monitor = BloatProbe::Monitor.new
+    BloatProbe.probe.recorder = BloatProbe::Recorder.new
     reporter = BloatProbe::Reporter.new(interval: 1, log: ->(_line) { lines += 1 })
     measure = lambda do |running|
       reporter.start if running

@@ -25,7 +25,8 @@ require_relative "bloat_probe/readings"
 require_relative "bloat_probe/periodic"
 require_relative "bloat_probe/trimmer"
 require_relative "bloat_probe/diagnosis"
-require_relative "bloat_probe/monitor"
+require_relative "bloat_probe/recorder"
+require_relative "bloat_probe/probe"
 require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
@@ -67,16 +68,12 @@ module BloatProbe
       Diagnosis.take(thresholds: thresholds)
     end
 
-    # The process's Monitor: the history and latest diagnosis that the Reporter, the
-    # Metrics app and rails-app's dashboard share.
-    def monitor
-      @monitor ||= Monitor.new
+    # This process's Probe: the parts that the Puma plugin, the Sidekiq integration or the
+    # app itself run (Recorder, Reporter, Trimmer, Cluster), for Metrics and the dashboard.
+    # Made on first use with a Recorder of the defaults.
+    def probe
+      @probe ||= Probe.new
     end
-
-    attr_writer :monitor
-
-    # The Puma cluster this process belongs to (set by `plugin :bloat_probe`), or nil.
-    attr_accessor :cluster
 
     # Statistics of a preloaded jemalloc (LD_PRELOAD=libjemalloc.so.2).
     def jemalloc_stats

@@ -11,8 +11,12 @@ require_relative "../bench/allocator_bench/server"
 class MetricsTest < Minitest::Test
   include ChildProcess
 
-  def call(method = "GET")
-    BloatProbe::Metrics.new.call("REQUEST_METHOD" => method)
+  def call(method = "GET", probe: BloatProbe::Probe.new)
+    BloatProbe::Metrics.new(probe: probe).call("REQUEST_METHOD" => method)
+  end
+
+  def family_names(text)
+    text.scan(/^# TYPE (\S+)/).flatten
   end
 
   def test_the_exposition_passes_promtool_and_names_this_process
@@ -27,10 +31,13 @@ class MetricsTest < Minitest::Test
     assert_match(/^bloat_probe_allocator_info\{allocator="glibc",version="2\.\d+"\} 1$/, text)
     assert_match(/^bloat_probe_malloc_arenas \d+$/, text)
     assert_match(/^bloat_probe_arena_free_bytes\{arena="0"\} \d+$/, text)
-    # This test process carries what other tests allocated: whatever its verdict, it is
-    # the Monitor's, and the only series at 1.
-    verdict = BloatProbe.monitor.diagnosis.verdict
-    assert_equal [verdict.to_s], text.scan(/^bloat_probe_verdict\{verdict="(\w+)"\} 1$/).flatten
+    # Against readings of their own: glibc's malloc_stats counts the arenas, and the
+    # kernel's smaps_rollup gives PSS (the diagnosis was taken just before).
+    assert_equal BloatProbe.malloc_stats.arenas.size, Integer(text[/^bloat_probe_malloc_arenas (\d+)$/, 1])
+    pss = File.read("/proc/self/smaps_rollup")[/^Pss:\s+(\d+) kB/, 1].to_i * 1024
+    assert_in_delta pss, Integer(text[/^bloat_probe_proportional_memory_bytes (\d+)$/, 1]), 16 * MiB
+    # One verdict at 1, the others at 0.
+    assert_equal 1, text.scan(/^bloat_probe_verdict\{verdict="(\w+)"\} 1$/).size
     assert_equal BloatProbe::Diagnosis::VERDICTS.size, text.scan(/^bloat_probe_verdict\{/).size
     assert_equal text.scan(/^# TYPE (\S+)/).flatten.uniq.size, text.scan(/^# TYPE /).size, "one TYPE per family"
     assert_promtool_accepts(text)
@@ -64,12 +71,26 @@ class MetricsTest < Minitest::Test
   def test_the_trimmer_counts_what_it_released
     trimmer = BloatProbe::Trimmer.start(interval: 0.01)
     sleep 0.2
-    text = call[2].join
+    text = call(probe: BloatProbe::Probe.new(trimmer: trimmer))[2].join
     assert_operator Integer(text[/^bloat_probe_trimmer_trims_total (\d+)$/, 1]), :>, 0
     assert_match(/^# TYPE bloat_probe_trimmer_released_bytes_total counter$/, text)
+    refute_match(/^bloat_probe_trimmer/, call[2].join, "a probe without a trimmer has no trimmer series")
   ensure
     trimmer&.stop
-    BloatProbe::Trimmer.current = nil
+  end
+
+  # Every declared family shows somewhere: under glibc with a Trimmer, or under jemalloc.
+  def test_every_declared_family_is_rendered
+    path = library_path("libjemalloc.so.2")
+    skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
+
+    trimmer = BloatProbe::Trimmer.new(interval: 60)
+    glibc = family_names(call(probe: BloatProbe::Probe.new(trimmer: trimmer))[2].join)
+    jemalloc = run_child(<<~RUBY, { "LD_PRELOAD" => path })[:families]
+      _status, _headers, body = BloatProbe::Metrics.new.call("REQUEST_METHOD" => "GET")
+      puts JSON.dump(families: body.join.scan(/^# TYPE (\\S+)/).flatten)
+    RUBY
+    assert_equal BloatProbe::Metrics::FAMILIES.map(&:name).sort, (glibc | jemalloc).sort
   end
 
   def test_a_puma_cluster_serves_every_live_worker_and_drops_a_dead_one

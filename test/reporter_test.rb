@@ -2,16 +2,17 @@
 
 require "test_helper"
 
-# BloatProbe::Reporter and Monitor in this process: the logfmt line, the bounded history,
+# BloatProbe::Reporter and Recorder in this process: the logfmt line, the bounded history,
 # a failing tick that logs one line and lets the next one run, and start/stop.
 class ReporterTest < Minitest::Test
   def setup
     @lines = []
-    @monitor = BloatProbe::Monitor.new(history_size: 3)
+    @recorder = BloatProbe::Recorder.new(history_size: 3)
   end
 
-  def reporter(**options)
-    BloatProbe::Reporter.new(interval: 0.1, monitor: @monitor, log: ->(line) { @lines << line }, **options)
+  def reporter(cluster: nil)
+    probe = BloatProbe::Probe.new(recorder: @recorder, cluster: cluster)
+    BloatProbe::Reporter.new(interval: 0.1, probe: probe, log: ->(line) { @lines << line })
   end
 
   def test_a_tick_logs_one_logfmt_line_with_the_verdict
@@ -21,13 +22,13 @@ class ReporterTest < Minitest::Test
   end
 
   def test_the_history_is_bounded
-    5.times { @monitor.sample }
-    history = @monitor.history
+    5.times { @recorder.sample }
+    history = @recorder.history
     assert_equal 3, history.size
     assert_equal history.map(&:time).sort, history.map(&:time)
     assert_in_delta BloatProbe.memory.rss, history.last.rss, 8 << 20
-    @monitor.sample(record: false)
-    assert_equal history, @monitor.history
+    @recorder.sample(record: false)
+    assert_equal history, @recorder.history
   end
 
   # A cluster directory that vanished (a real failure, not a stub): the tick logs one
@@ -53,7 +54,8 @@ class ReporterTest < Minitest::Test
     sleep 0.35
     assert running.running?
     assert_operator @lines.size, :>=, 3
-    slow = BloatProbe::Reporter.new(interval: 3600, monitor: @monitor, log: ->(line) { @lines << line }).start
+    slow = BloatProbe::Reporter.new(interval: 3600, probe: BloatProbe::Probe.new(recorder: @recorder),
+                                    log: ->(line) { @lines << line }).start
     sleep 0.1
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     slow.stop
@@ -71,7 +73,7 @@ class ReporterTest < Minitest::Test
     error = assert_raises(TypeError) { BloatProbe::Reporter.new(interval: "60") }
     assert_match(/interval must be a number in 0\.1\.\.86400\.0 seconds, got "60" \(String\)/, error.message)
     assert_raises(TypeError) { BloatProbe::Reporter.new(log: "stdout") }
-    assert_raises(RangeError) { BloatProbe::Monitor.new(history_size: 1) }
-    assert_raises(TypeError) { BloatProbe::Monitor.new(diagnosis_max_age: nil) }
+    assert_raises(RangeError) { BloatProbe::Recorder.new(history_size: 1) }
+    assert_raises(TypeError) { BloatProbe::Recorder.new(diagnosis_interval: nil) }
   end
 end

@@ -10,85 +10,109 @@ module BloatProbe
   #   mount BloatProbe::Metrics.new => "/bloat/metrics"
   #
   # Each scrape reads RSS and malloc_info afresh (sub-millisecond); the verdict, PSS and
-  # USS come from the Monitor's latest diagnosis (taken at most every
-  # diagnosis_max_age seconds, as it reads /proc/self/smaps). In a Puma cluster the
+  # USS come from the Recorder's latest diagnosis (taken at most every
+  # diagnosis_interval seconds, as it reads /proc/self/smaps). In a Puma cluster the
   # scrape also returns every other live worker's series, as each worker's Reporter
   # last published them, labelled worker="N".
   class Metrics
     CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-    # name => [type, help]. Sizes in bytes, as Prometheus's conventions ask.
-    FAMILIES = {
-      "process_resident_memory_bytes" => ["gauge", "Resident memory size in bytes."],
-      "process_start_time_seconds" => ["gauge", "Start time of the process since the Unix epoch in seconds."],
-      "bloat_probe_proportional_memory_bytes" => ["gauge", "PSS: resident memory with shared pages divided among their sharers."],
-      "bloat_probe_unique_memory_bytes" => ["gauge", "USS: resident memory that no other process maps."],
-      "bloat_probe_allocator_info" => ["gauge", "The malloc serving the process (value 1)."],
-      "bloat_probe_malloc_in_use_bytes" => ["gauge", "Bytes malloc'd and not freed (glibc: arenas and mmapped chunks; jemalloc: allocated)."],
-      "bloat_probe_malloc_free_bytes" => ["gauge", "Bytes the allocator holds free (glibc: free chunks in the arenas; jemalloc: resident minus allocated)."],
-      "bloat_probe_malloc_trimmable_bytes" => ["gauge", "Bytes malloc_trim(0) would hand back, estimated (glibc only)."],
-      "bloat_probe_malloc_arenas" => ["gauge", "glibc malloc arenas."],
-      "bloat_probe_malloc_mmap_bytes" => ["gauge", "Bytes in chunks glibc mmapped outside the arenas."],
-      "bloat_probe_arena_system_bytes" => ["gauge", "Bytes each glibc arena has from the system."],
-      "bloat_probe_arena_in_use_bytes" => ["gauge", "Bytes in use in each glibc arena."],
-      "bloat_probe_arena_free_bytes" => ["gauge", "Bytes free in each glibc arena."],
-      "bloat_probe_ruby_heap_bytes" => ["gauge", "Bytes of Ruby's object heap pages (GC.stat)."],
-      "bloat_probe_jemalloc_allocated_bytes" => ["gauge", "jemalloc stats.allocated."],
-      "bloat_probe_jemalloc_active_bytes" => ["gauge", "jemalloc stats.active."],
-      "bloat_probe_jemalloc_resident_bytes" => ["gauge", "jemalloc stats.resident."],
-      "bloat_probe_jemalloc_mapped_bytes" => ["gauge", "jemalloc stats.mapped."],
-      "bloat_probe_jemalloc_retained_bytes" => ["gauge", "jemalloc stats.retained."],
-      "bloat_probe_trimmer_released_bytes_total" => ["counter", "RSS released by BloatProbe::Trimmer's malloc_trim calls."],
-      "bloat_probe_trimmer_trims_total" => ["counter", "malloc_trim calls made by BloatProbe::Trimmer."],
-      "bloat_probe_verdict" => ["gauge", "The latest diagnosis: 1 for its verdict, 0 for the others."],
-      "bloat_probe_diagnosis_timestamp_seconds" => ["gauge", "When the latest diagnosis was taken, since the Unix epoch."]
-    }.freeze
+    # What one process's series are read from: one sample (stats, memory) and the
+    # latest diagnosis beside it, and the Trimmer if the process runs one.
+    Snapshot = Struct.new(:stats, :memory, :diagnosis, :trimmer, keyword_init: true) do
+      def glibc?
+        stats.glibc?
+      end
+    end
 
-    # [name, labels, value] triples for one process.
-    def self.series(stats, memory, diagnosis, labels: {})
-      out = []
-      add = ->(name, value, extra = {}) { out << [name, labels.merge(extra), value] unless value.nil? }
-      add.call("process_resident_memory_bytes", memory.rss)
-      add.call("process_start_time_seconds", process_start_time)
-      add.call("bloat_probe_proportional_memory_bytes", diagnosis.pss)
-      add.call("bloat_probe_unique_memory_bytes", diagnosis.uss)
-      add.call("bloat_probe_allocator_info", 1, allocator: stats.allocator.to_s, version: stats.allocator_version.to_s)
-      add.call("bloat_probe_malloc_in_use_bytes", stats.malloc_in_use)
-      add.call("bloat_probe_malloc_free_bytes", stats.malloc_free)
-      if stats.glibc?
-        add.call("bloat_probe_malloc_trimmable_bytes", diagnosis.trimmable)
-        add.call("bloat_probe_malloc_arenas", stats.arena_count)
-        add.call("bloat_probe_malloc_mmap_bytes", stats.mmap_bytes)
-        stats.arenas.each do |arena|
-          arena_label = { arena: arena.index.to_s }
-          add.call("bloat_probe_arena_system_bytes", arena.system, arena_label)
-          add.call("bloat_probe_arena_in_use_bytes", arena.in_use, arena_label)
-          add.call("bloat_probe_arena_free_bytes", arena.free, arena_label)
+    # A metric family: its name, type and help, and how to read its value from a
+    # Snapshot: a number, nil (not measured here), or [[labels, value], …].
+    Family = Struct.new(:name, :type, :help, :read)
+
+    def self.family(name, type, help, &read)
+      Family.new(name, type, help, read).freeze
+    end
+    private_class_method :family
+
+    def self.per_arena(snapshot, field)
+      return unless snapshot.glibc?
+
+      snapshot.stats.arenas.map { |arena| [{ arena: arena.index.to_s }, arena.public_send(field)] }
+    end
+    private_class_method :per_arena
+
+    # Every family, in the order they are rendered. Sizes in bytes, as Prometheus's
+    # conventions ask.
+    FAMILIES = [
+      family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.") { |s| s.memory.rss },
+      family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.") do
+        process_start_time
+      end,
+      family("bloat_probe_proportional_memory_bytes", "gauge",
+             "PSS: resident memory with shared pages divided among their sharers.") { |s| s.diagnosis.pss },
+      family("bloat_probe_unique_memory_bytes", "gauge", "USS: resident memory that no other process maps.") do |s|
+        s.diagnosis.uss
+      end,
+      family("bloat_probe_allocator_info", "gauge", "The malloc serving the process (value 1).") do |s|
+        [[{ allocator: s.stats.allocator.to_s, version: s.stats.allocator_version.to_s }, 1]]
+      end,
+      family("bloat_probe_malloc_in_use_bytes", "gauge",
+             "Bytes malloc'd and not freed (glibc: arenas and mmapped chunks; jemalloc: allocated).") do |s|
+        s.stats.malloc_in_use
+      end,
+      family("bloat_probe_malloc_free_bytes", "gauge",
+             "Bytes the allocator holds free (glibc: free chunks in the arenas; jemalloc: resident minus allocated).") do |s|
+        s.stats.malloc_free
+      end,
+      family("bloat_probe_malloc_trimmable_bytes", "gauge",
+             "Bytes malloc_trim(0) would hand back, estimated (glibc only).") { |s| s.diagnosis.trimmable if s.glibc? },
+      family("bloat_probe_malloc_arenas", "gauge", "glibc malloc arenas.") { |s| s.stats.arena_count },
+      family("bloat_probe_malloc_mmap_bytes", "gauge", "Bytes in chunks glibc mmapped outside the arenas.") do |s|
+        s.stats.mmap_bytes
+      end,
+      family("bloat_probe_arena_system_bytes", "gauge", "Bytes each glibc arena has from the system.") do |s|
+        per_arena(s, :system)
+      end,
+      family("bloat_probe_arena_in_use_bytes", "gauge", "Bytes in use in each glibc arena.") { |s| per_arena(s, :in_use) },
+      family("bloat_probe_arena_free_bytes", "gauge", "Bytes free in each glibc arena.") { |s| per_arena(s, :free) },
+      family("bloat_probe_ruby_heap_bytes", "gauge", "Bytes of Ruby's object heap pages (GC.stat).") do |s|
+        s.diagnosis.ruby_heap
+      end,
+      # One per byte field of the reading, as yabeda-jemalloc names them.
+      *JemallocStats::BYTE_FIELDS.map do |field|
+        family("bloat_probe_jemalloc_#{field}_bytes", "gauge", "jemalloc stats.#{field}.") do |s|
+          s.stats.jemalloc&.public_send(field)
         end
-      elsif (jemalloc = stats.jemalloc)
-        %i[allocated active resident mapped retained].each do |field|
-          add.call("bloat_probe_jemalloc_#{field}_bytes", jemalloc[field])
-        end
+      end,
+      family("bloat_probe_trimmer_released_bytes_total", "counter",
+             "RSS released by BloatProbe::Trimmer's malloc_trim calls.") { |s| s.trimmer&.released_bytes },
+      family("bloat_probe_trimmer_trims_total", "counter", "malloc_trim calls made by BloatProbe::Trimmer.") do |s|
+        s.trimmer&.trims
+      end,
+      family("bloat_probe_verdict", "gauge", "The latest diagnosis: 1 for its verdict, 0 for the others.") do |s|
+        Diagnosis::VERDICTS.map { |verdict| [{ verdict: verdict.to_s }, verdict == s.diagnosis.verdict ? 1 : 0] }
+      end,
+      family("bloat_probe_diagnosis_timestamp_seconds", "gauge",
+             "When the latest diagnosis was taken, since the Unix epoch.") { |s| s.diagnosis.taken_at }
+    ].freeze
+
+    # [name, labels, value] triples for one process, every family that has a value.
+    def self.series(snapshot, labels: {})
+      FAMILIES.flat_map do |family|
+        value = family.read.call(snapshot)
+        samples = value.is_a?(Array) ? value : [[{}, value]]
+        samples.filter_map { |extra, sample| [family.name, labels.merge(extra), sample] unless sample.nil? }
       end
-      add.call("bloat_probe_ruby_heap_bytes", diagnosis.ruby_heap)
-      if (trimmer = Trimmer.current)
-        add.call("bloat_probe_trimmer_released_bytes_total", trimmer.released_bytes)
-        add.call("bloat_probe_trimmer_trims_total", trimmer.trims)
-      end
-      Diagnosis::VERDICTS.each do |verdict|
-        add.call("bloat_probe_verdict", verdict == diagnosis.verdict ? 1 : 0, verdict: verdict.to_s)
-      end
-      add.call("bloat_probe_diagnosis_timestamp_seconds", diagnosis.taken_at)
-      out
     end
 
     # The exposition text of many processes' series: each family's HELP and TYPE once,
     # then all its samples together, as the format requires.
     def self.render(series)
       by_name = series.group_by(&:first)
-      FAMILIES.filter_map do |name, (type, help)|
+      FAMILIES.filter_map do |family|
+        name = family.name
         samples = by_name[name] or next
-        lines = ["# HELP #{name} #{help}", "# TYPE #{name} #{type}"]
+        lines = ["# HELP #{name} #{family.help}", "# TYPE #{name} #{family.type}"]
         # Integers, and Ruby's shortest exact Float form, are numbers as Prometheus reads them.
         samples.each { |_name, labels, value| lines << "#{name}#{label_text(labels)} #{value}" }
         lines.join("\n")
@@ -116,9 +140,9 @@ module BloatProbe
     end
     private_class_method :read_start_time
 
-    def initialize(monitor: BloatProbe.monitor, cluster: -> { BloatProbe.cluster })
-      @monitor = monitor
-      @cluster = cluster
+    # probe: whose Recorder, Trimmer and Cluster to read (BloatProbe.probe, the process's).
+    def initialize(probe: BloatProbe.probe)
+      @probe = probe
     end
 
     def call(env)
@@ -126,13 +150,17 @@ module BloatProbe
         return [405, { "content-type" => "text/plain", "allow" => "GET, HEAD" }, ["GET only\n"]]
       end
 
-      cluster = @cluster.call
-      stats, memory = @monitor.sample(record: false)
-      series = self.class.series(stats, memory, @monitor.diagnosis, labels: cluster&.labels || {})
-      series.concat(cluster.peer_series) if cluster
+      series = self.class.series(self.class.snapshot(@probe, record: false), labels: @probe.labels)
+      series.concat(@probe.cluster.peer_series) if @probe.cluster
       body = self.class.render(series)
       [200, { "content-type" => CONTENT_TYPE, "content-length" => body.bytesize.to_s },
        [env["REQUEST_METHOD"] == "HEAD" ? "" : body]]
+    end
+
+    # A fresh sample of the probe's Recorder and its latest diagnosis.
+    def self.snapshot(probe, record:)
+      stats, memory = probe.recorder.sample(record: record)
+      Snapshot.new(stats: stats, memory: memory, diagnosis: probe.recorder.diagnosis, trimmer: probe.trimmer)
     end
   end
 end

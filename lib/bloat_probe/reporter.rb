@@ -2,7 +2,7 @@
 
 module BloatProbe
   # Every `interval` seconds, on a thread of its own: samples the process's memory into
-  # the Monitor's history, logs one logfmt line with the main figures and the verdict,
+  # the probe's Recorder, logs one logfmt line with the main figures and the verdict,
   # and, in a Puma cluster, publishes this worker's series for the metrics endpoint. A
   # reading that fails is logged in one line and the next tick tries again.
   class Reporter
@@ -11,30 +11,27 @@ module BloatProbe
     INTERVALS = 0.1..86_400.0
     DEFAULT_INTERVAL = 60
 
-    attr_reader :interval, :monitor, :cluster
+    attr_reader :interval, :probe
 
     def self.start(**options)
       new(**options).start
     end
 
     # log: anything with #call(line); Puma's and Sidekiq's loggers are wrapped by their
-    # integrations. cluster: the Cluster to publish to, nil in a single process.
-    def initialize(interval: DEFAULT_INTERVAL, monitor: BloatProbe.monitor, log: ->(line) { $stdout.puts(line) },
-                   cluster: nil)
+    # integrations. probe: whose Recorder to sample, and whose Cluster (if any) to publish to.
+    def initialize(interval: DEFAULT_INTERVAL, probe: BloatProbe.probe, log: ->(line) { $stdout.puts(line) })
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
       raise TypeError, "log must respond to #call, got #{BloatProbe.excerpt(log)}" unless log.respond_to?(:call)
 
-      @monitor = monitor
+      @probe = probe
       @log = log
-      @cluster = cluster
     end
 
     # One report; what start's thread does each interval.
     def tick
-      stats, memory = @monitor.sample
-      diagnosis = @monitor.diagnosis
-      @cluster&.publish(Metrics.series(stats, memory, diagnosis, labels: @cluster.labels))
-      @log.call(self.class.line(diagnosis, memory, @cluster&.labels || {}))
+      snapshot = Metrics.snapshot(@probe, record: true)
+      @probe.cluster&.publish(Metrics.series(snapshot, labels: @probe.labels))
+      @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels))
     rescue StandardError => e
       @log.call("bloat_probe pid=#{Process.pid} error=#{e.class.name.inspect} message=#{e.message[0, 200].inspect}")
     end

@@ -18,36 +18,37 @@ module BloatProbe
     PORTS = 1..65_535
 
     class << self
-      attr_reader :server, :reporter
+      attr_reader :server
 
-      def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL, diagnosis_interval: 60,
-                  config: nil)
+      def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
+                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, config: nil)
         BloatProbe.check_number("port", port, PORTS, Integer)
         raise TypeError, "bind must be a String address, got #{BloatProbe.excerpt(bind)}" unless bind.is_a?(String)
 
         # Checked now, in the initializer, not later on Sidekiq's startup event.
         BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
-        monitor = Monitor.new(diagnosis_max_age: diagnosis_interval)
+        probe = BloatProbe.probe
+        probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval)
         hook = lambda do |sidekiq|
-          sidekiq.on(:startup) { start(port: port, bind: bind, interval: interval, monitor: monitor, logger: sidekiq.logger) }
+          sidekiq.on(:startup) { start(port: port, bind: bind, interval: interval, probe: probe, logger: sidekiq.logger) }
           sidekiq.on(:shutdown) { stop }
         end
         config ? hook.call(config) : ::Sidekiq.configure_server(&hook)
       end
 
-      def start(port:, bind:, interval:, monitor:, logger:)
-        BloatProbe.monitor = monitor
-        @reporter = Reporter.start(interval: interval, log: ->(line) { logger.info(line) })
-        @server = puma_server(App.new)
+      def start(port:, bind:, interval:, probe:, logger:)
+        @probe = probe
+        probe.reporter = Reporter.start(interval: interval, probe: probe, log: ->(line) { logger.info(line) })
+        @server = puma_server(App.new(Metrics.new(probe: probe)))
         @server.add_tcp_listener(bind, port)
         @server.run
         logger.info("bloat_probe metrics on http://#{bind}:#{port}/metrics")
       end
 
       def stop
-        @reporter&.stop
+        @probe&.reporter&.stop
         @server&.stop(true)
-        @reporter = @server = nil
+        @server = nil
       end
 
       private
@@ -65,7 +66,7 @@ module BloatProbe
 
     # The embedded server's Rack app: /metrics, and 404 elsewhere.
     class App
-      def initialize(metrics = Metrics.new)
+      def initialize(metrics)
         @metrics = metrics
       end
 

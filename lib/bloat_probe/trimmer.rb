@@ -12,11 +12,6 @@ module BloatProbe
 
     attr_reader :interval, :trims, :released_bytes
 
-    class << self
-      # The Trimmer started last in this process, for the metrics' counters.
-      attr_accessor :current
-    end
-
     def self.start(interval:)
       new(interval: interval).tap(&:start)
     end
@@ -25,11 +20,6 @@ module BloatProbe
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
       @trims = 0
       @released_bytes = 0
-    end
-
-    def start
-      Trimmer.current = self
-      super
     end
 
     # One malloc_trim(0); what start's thread does each interval.

@@ -20,7 +20,7 @@ if worker_count.positive?
   # Threads do not survive fork: each worker starts its own Trimmer, and knows its index.
   on_worker_boot do |index|
     Rails.configuration.x.bloat_probe.worker_index = index
-    Rails.configuration.x.bloat_probe.trimmer&.start
+    BloatProbe.probe.trimmer&.start
   end
 end
 

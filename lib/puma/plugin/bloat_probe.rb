@@ -19,20 +19,23 @@ Puma::Plugin.create do
     setting = BloatProbe::Setting
     interval = setting.seconds("BLOAT_PROBE_REPORT_INTERVAL", range: BloatProbe::Reporter::INTERVALS,
                                                               default: BloatProbe::Reporter::DEFAULT_INTERVAL)
-    max_age = setting.seconds("BLOAT_PROBE_DIAGNOSIS_INTERVAL", range: BloatProbe::Monitor::MAX_AGES, default: 60)
-    BloatProbe.monitor = BloatProbe::Monitor.new(diagnosis_max_age: max_age)
+    diagnosis_interval = setting.seconds("BLOAT_PROBE_DIAGNOSIS_INTERVAL",
+                                         range: BloatProbe::Recorder::DIAGNOSIS_INTERVALS,
+                                         default: BloatProbe::Recorder::DIAGNOSIS_INTERVAL)
+    probe = BloatProbe.probe
+    probe.recorder = BloatProbe::Recorder.new(diagnosis_interval: diagnosis_interval)
     # Puma 6 logs through launcher.log_writer, Puma 5.6 through launcher.events.
     puma_log = launcher.respond_to?(:log_writer) ? launcher.log_writer : launcher.events
     log = ->(line) { puma_log.log(line) }
 
     if launcher.options[:workers].to_i.positive?
-      start_in_workers(launcher, interval, log)
+      start_in_workers(launcher, probe, interval, log)
     else
-      @reporter = BloatProbe::Reporter.start(interval: interval, log: log)
+      probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
     end
     launcher.events.on_stopped do
-      @reporter&.stop
-      BloatProbe.cluster&.remove
+      probe.reporter&.stop
+      probe.cluster&.remove
     end
   end
 
@@ -40,12 +43,12 @@ Puma::Plugin.create do
 
   # The master only forks; each worker starts its own Reporter after it boots (threads do
   # not survive fork).
-  def start_in_workers(launcher, interval, log)
-    BloatProbe.cluster = BloatProbe::Cluster.for_master
+  def start_in_workers(launcher, probe, interval, log)
+    probe.cluster = BloatProbe::Cluster.for_master
     launcher.config.configure do |_user, file, _default|
       file.on_worker_boot do |index|
-        BloatProbe.cluster.worker = index
-        BloatProbe::Reporter.start(interval: interval, log: log, cluster: BloatProbe.cluster)
+        probe.cluster.worker = index
+        probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
       end
     end
   end

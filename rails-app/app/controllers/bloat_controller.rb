@@ -8,11 +8,12 @@ class BloatController < ApplicationController
   # GET /bloat?refresh=2: the page reloads itself every `refresh` seconds; 0 holds it still.
   def show
     @refresh = query_params.integer(:refresh, default: 2, range: 0..3600)
-    # Each view adds a point to the chart, beside the Reporter's (config/puma.rb).
-    @stats, = BloatProbe.monitor.sample
+    # Viewing changes nothing: the chart is the Reporter's history (config/puma.rb).
+    recorder = BloatProbe.probe.recorder
+    @stats, = recorder.sample(record: false)
     @memory = BloatProbe.memory(detail: true)
-    @history = BloatProbe.monitor.history
-    @diagnosis = BloatProbe.monitor.diagnosis
+    @history = recorder.history
+    @diagnosis = recorder.diagnosis
   end
 
   def stats
@@ -24,7 +25,7 @@ class BloatController < ApplicationController
       arena_stats: BloatProbe.arena_stats.to_h,
       memory: BloatProbe.memory(detail: true).to_h,
       diagnosis: BloatProbe.diagnose.to_h,
-      trimmer: Rails.configuration.x.bloat_probe.trimmer&.to_h,
+      trimmer: BloatProbe.probe.trimmer&.to_h,
       gc: GC.stat.slice(:count, :minor_gc_count, :major_gc_count, :heap_live_slots, :heap_free_slots,
                         :total_allocated_objects, :malloc_increase_bytes, :oldmalloc_increase_bytes)
     }

@@ -5,7 +5,7 @@ module BloatHelper
   CHART_HEIGHT = 200
   SERIES = { rss: "RSS", malloc_in_use: "in use", free: "free" }.freeze
 
-  # RSS, in use and free over the Monitor's history, as an inline SVG: no asset from
+  # RSS, in use and free over the Recorder's history, as an inline SVG: no asset from
   # outside the app. One polyline per figure; time runs left to right.
   def memory_chart(history)
     return tag.p("No samples yet.", id: "memory-chart-empty") if history.size < 2

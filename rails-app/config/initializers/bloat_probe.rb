@@ -6,7 +6,7 @@ if (interval = Rails.configuration.x.bloat_probe.trim_interval) && BloatProbe.al
   Rails.application.config.after_initialize do
     next if Rails.const_defined?(:Console)
 
-    Rails.configuration.x.bloat_probe.trimmer = BloatProbe::Trimmer.start(interval: interval)
+    BloatProbe.probe.trimmer = BloatProbe::Trimmer.start(interval: interval)
   end
 end
 

@@ -10,16 +10,18 @@ module BloatProbe
   # A sample (statm and malloc_info: about 0.4 ms with 16 fragmented arenas) is cheap
   # enough for every tick and every scrape. A diagnosis also reads /proc/self/smaps and
   # smaps_rollup, which cost milliseconds in a large process, so it is taken again only
-  # when the last one is older than `diagnosis_max_age` seconds.
-  class Monitor
-    MAX_AGES = 1.0..86_400.0
+  # when the last one is older than `diagnosis_interval` seconds.
+  class Recorder
+    DIAGNOSIS_INTERVALS = 1.0..86_400.0
+    DIAGNOSIS_INTERVAL = 60
     HISTORY_SIZES = 2..100_000
 
-    attr_reader :thresholds, :diagnosis_max_age, :history_size
+    attr_reader :thresholds, :diagnosis_interval, :history_size
 
-    def initialize(thresholds: {}, diagnosis_max_age: 60, history_size: 360)
+    def initialize(thresholds: {}, diagnosis_interval: DIAGNOSIS_INTERVAL, history_size: 360)
       @thresholds = Diagnosis.check_thresholds(thresholds)
-      @diagnosis_max_age = BloatProbe.check_number("diagnosis_max_age", diagnosis_max_age, MAX_AGES, unit: " seconds")
+      @diagnosis_interval = BloatProbe.check_number("diagnosis_interval", diagnosis_interval, DIAGNOSIS_INTERVALS,
+                                                    unit: " seconds")
       @history_size = BloatProbe.check_number("history_size", history_size, HISTORY_SIZES, Integer)
       @history = []
       @lock = Mutex.new
@@ -35,11 +37,11 @@ module BloatProbe
       [stats, memory]
     end
 
-    # The latest diagnosis, taken afresh when older than diagnosis_max_age.
+    # The latest diagnosis, taken afresh when older than diagnosis_interval.
     def diagnosis
       now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       @lock.synchronize do
-        if @diagnosis.nil? || now - @diagnosed_at >= @diagnosis_max_age
+        if @diagnosis.nil? || now - @diagnosed_at >= @diagnosis_interval
           @diagnosis = Diagnosis.take(thresholds: @thresholds)
           @diagnosed_at = now
         end

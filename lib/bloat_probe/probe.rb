@@ -1,0 +1,29 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # What watches one process's memory: the Recorder (history and latest diagnosis), the
+  # Reporter's thread, a Trimmer when one was asked for, and, in a Puma cluster, the
+  # Cluster its workers share. The Puma plugin and the Sidekiq integration fill in the
+  # parts they run; Metrics and the dashboard are given the probe and read its parts.
+  class Probe
+    attr_accessor :recorder, :reporter, :trimmer, :cluster
+
+    def initialize(recorder: Recorder.new, reporter: nil, trimmer: nil, cluster: nil)
+      @recorder = recorder
+      @reporter = reporter
+      @trimmer = trimmer
+      @cluster = cluster
+    end
+
+    # Labels of this process's series: worker="N" in a Puma cluster.
+    def labels
+      @cluster&.labels || {}
+    end
+
+    # Ends the threads it runs.
+    def stop
+      @reporter&.stop
+      @trimmer&.stop
+    end
+  end
+end

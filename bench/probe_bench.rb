@@ -18,10 +18,10 @@ module ProbeBench
   end
 
   # Median seconds per call over `rounds` batches of `batch` calls.
-  def median_cost(rounds: 21, batch: 200)
+  def median_cost(rounds: 21, batch: 200, &block)
     times = Array.new(rounds) do
       started = monotonic
-      batch.times { yield }
+      batch.times(&block)
       (monotonic - started) / batch
     end
     times.sort[rounds / 2]
@@ -75,7 +75,8 @@ module ProbeBench
     puts "", format("%-34s %12s", "churn (median of 5)", "allocs/s")
     puts format("%-34s %12.0f", "1 native thread", one)
     puts format("%-34s %12.0f   (%.2f× one thread)", "2 native threads", two, two / one)
-    puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; 2 threads ≥ 1.6× 1;",
+    puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; " \
+             "2 threads ≥ 1.6× 1;",
          "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s."
   end
 
@@ -94,8 +95,10 @@ module ProbeBench
     size = metrics.call(env)[2].join.bytesize
     puts "", format("%-34s %12s %16s", "scrape (median of 9)", "median µs", "× arena_stats")
     puts format("%-34s %12.2f %16.3f", "BloatProbe.arena_stats", stats * 1e6, 1.0)
-    puts format("%-34s %12.2f %16.3f   (%d bytes of text)", "Metrics#call (one scrape)", scrape * 1e6, scrape / stats, size)
-    puts format("%-34s %12.2f %16.3f   (once per diagnosis interval)", "BloatProbe.diagnose", diagnose * 1e6, diagnose / stats)
+    puts format("%-34s %12.2f %16.3f   (%d bytes of text)", "Metrics#call (one scrape)", scrape * 1e6, scrape / stats,
+                size)
+    puts format("%-34s %12.2f %16.3f   (once per diagnosis interval)", "BloatProbe.diagnose", diagnose * 1e6,
+                diagnose / stats)
   end
 
   # The process's CPU time over PROBE_SECONDS with a Reporter ticking every second, then
@@ -114,7 +117,8 @@ module ProbeBench
       reporter.stop if running
       used
     end
-    with, without = measure.call(true), measure.call(false)
+    with = measure.call(true)
+    without = measure.call(false)
     share = (with - without) / seconds * 100
     puts "", format("%-34s %12s", "Reporter, interval 1 s", "CPU ms")
     puts format("%-34s %12.1f   (%d log lines)", "#{seconds.round} s with the Reporter", with * 1000, lines)
@@ -132,7 +136,8 @@ module ProbeBench
           config = AllocatorBench::Configuration.new(
             name: name, summary: name, env: { "BLOAT_PROBE_METRICS" => name == "mounted" ? "1" : "0" }
           )
-          server = AllocatorBench::Server.new(config, threads: 5, log_path: File.join(dir, "#{round}-#{rates.size}.log")).start
+          server = AllocatorBench::Server.new(config, threads: 5,
+                                                      log_path: File.join(dir, "#{round}-#{rates.size}.log")).start
           load = AllocatorBench::Load.new(requests: 3000, concurrency: 10, mix: AllocatorBench::Mix.new("posts:1"),
                                           max_seconds: 120)
           rates << load.run(server.port)[:rps]

@@ -22,14 +22,18 @@ rescue LoadError
   require "bloat_probe.so"
 end
 require_relative "bloat_probe/readings"
+require_relative "bloat_probe/log_uniform"
 require_relative "bloat_probe/periodic"
 require_relative "bloat_probe/trimmer"
 require_relative "bloat_probe/diagnosis"
+require_relative "bloat_probe/advice"
+require_relative "bloat_probe/examiner"
 require_relative "bloat_probe/recorder"
 require_relative "bloat_probe/probe"
 require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
+require_relative "bloat_probe/stats_document"
 
 module BloatProbe
   class << self
@@ -62,10 +66,10 @@ module BloatProbe
     end
 
     # Why this process holds its memory: a Diagnosis with a verdict, the readings it
-    # used, an explanation and remedies, ranked. See BloatProbe::Diagnosis; thresholds
-    # overrides any of Diagnosis::THRESHOLDS.
+    # used, an explanation and remedies, ranked. See BloatProbe::Examiner; thresholds
+    # overrides any of Examiner::THRESHOLDS.
     def diagnose(thresholds: {})
-      Diagnosis.take(thresholds: thresholds)
+      Examiner.new(thresholds: thresholds).diagnosis
     end
 
     # This process's Probe: the parts that the Puma plugin, the Sidekiq integration or the
@@ -93,6 +97,19 @@ module BloatProbe
     # Allocates in native code with the GVL released. See README for the options.
     def churn(**options)
       ChurnResult.from_h(Native.churn(**options))
+    end
+
+    # Each churn option's allowed range (count, size, window, threads, retain) and the
+    # default sizes, as the native layer checks them.
+    def churn_limits
+      Native::CHURN_LIMITS
+    end
+
+    # The most a churn call with these options can hold at once: its window's blocks and
+    # the ones it keeps, every one at its largest. Raises as churn would for an option out
+    # of its bounds; the retain limit is left to churn itself.
+    def churn_worst_case_bytes(**options)
+      Native.churn_worst_case_bytes(**options)
     end
 
     # The most bytes churn may hold at once, process-wide (default 2 GiB).

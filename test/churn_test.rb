@@ -3,7 +3,7 @@
 require "test_helper"
 
 class ChurnTest < Minitest::Test
-  include ChildProcess
+  include RubyChild
 
   def test_result_reports_what_was_done
     result = BloatProbe.churn(count: 1000, min_size: 100, max_size: 200, retain: 0.5, seed: 7)
@@ -147,7 +147,9 @@ class ChurnTest < Minitest::Test
       "beside a churning thread" => "Thread.new { BloatProbe.churn(count: 1_000_000_000) };"
     }.each do |company, other_thread|
       %w[INT TERM].each do |signal|
-        elapsed = time_to_stop("#{other_thread} BloatProbe.churn(count: 1_000_000_000)") { |pid| Process.kill(signal, pid) }
+        elapsed = time_to_stop("#{other_thread} BloatProbe.churn(count: 1_000_000_000)") do |pid|
+          Process.kill(signal, pid)
+        end
         assert_operator elapsed, :<, 1.0, "#{signal} #{company}"
       end
     end

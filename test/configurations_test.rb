@@ -9,7 +9,7 @@ require_relative "../bench/allocator_bench/server"
 # The bench's extra configurations (CONFIGS=all) take effect in the servers it starts:
 # read back from the running process, not from the environment it was given.
 class ConfigurationsTest < Minitest::Test
-  include ChildProcess
+  include RubyChild
 
   def test_the_default_six_and_all
     names = ->(spec) { AllocatorBench::Configuration.select(spec).map(&:name) }
@@ -20,13 +20,13 @@ class ConfigurationsTest < Minitest::Test
 
   def test_jemalloc_settings_reach_the_server
     with_server("jemalloc-tuned") do |server, stats|
-      assert_equal "jemalloc", stats.dig("arena_stats", "allocator")
+      assert_equal :jemalloc, stats.arena_stats.allocator
       # arenas.narenas counts jemalloc's own arena for huge allocations too: 2 + 1.
-      assert_equal 3, stats.dig("arena_stats", "jemalloc", "narenas"), "narenas:2"
+      assert_equal 3, stats.arena_stats.jemalloc.narenas, "narenas:2"
       assert_includes thread_names(server.pid), "jemalloc_bg_thd", "background_thread:true"
     end
     with_server("jemalloc-bg") do |server, stats|
-      assert_equal 4 * Etc.nprocessors + 1, stats.dig("arena_stats", "jemalloc", "narenas"), "jemalloc's default"
+      assert_equal 4 * Etc.nprocessors + 1, stats.arena_stats.jemalloc.narenas, "jemalloc's default"
       assert_includes thread_names(server.pid), "jemalloc_bg_thd"
     end
     with_server("jemalloc") do |server, _stats|
@@ -36,15 +36,15 @@ class ConfigurationsTest < Minitest::Test
 
   def test_arena4_caps_the_arenas_of_25_busy_threads
     with_server("arena4") do |_server, stats|
-      assert_includes 2..4, stats.dig("arena_stats", "arena_count")
+      assert_includes 2..4, stats.arena_stats.arena_count
     end
   end
 
   def test_yjit_is_on_in_the_server
     skip "this Ruby was built without YJIT" unless defined?(RubyVM::YJIT)
 
-    with_server("yjit") { |_server, stats| assert_equal true, stats.dig("process", "yjit") }
-    with_server("glibc") { |_server, stats| assert_equal false, stats.dig("process", "yjit") }
+    with_server("yjit") { |_server, stats| assert_equal true, stats.process[:yjit] }
+    with_server("glibc") { |_server, stats| assert_equal false, stats.process[:yjit] }
   end
 
   # glibc raises its mmap threshold to the size of a freed mmapped chunk: after a 1 MiB
@@ -61,7 +61,8 @@ class ConfigurationsTest < Minitest::Test
     RUBY
     fixed = AllocatorBench::Configuration.select("mmap-fixed").first.server_env
     assert_equal 8, run_child(code, fixed)[:mmapped], "mmap-fixed: each 256 KiB block is mmapped"
-    assert_equal 0, run_child(code, { "MALLOC_MMAP_THRESHOLD_" => nil })[:mmapped], "glibc's default: the threshold rose"
+    assert_equal 0, run_child(code, { "MALLOC_MMAP_THRESHOLD_" => nil })[:mmapped],
+                 "glibc's default: the threshold rose"
   end
 
   private

@@ -53,7 +53,8 @@ class DockerComposeTest < Minitest::Test
   end
 
   def test_the_allocator_is_switched_from_the_environment
-    env = resolved("MALLOC_ARENA_MAX" => "2", "LD_PRELOAD" => "libjemalloc.so.2").dig("services", "bloat", "environment")
+    env = resolved("MALLOC_ARENA_MAX" => "2", "LD_PRELOAD" => "libjemalloc.so.2").dig("services", "bloat",
+                                                                                      "environment")
     assert_equal "2", env["MALLOC_ARENA_MAX"]
     assert_equal "libjemalloc.so.2", env["LD_PRELOAD"]
     plain = resolved("MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil).dig("services", "bloat", "environment")

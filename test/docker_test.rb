@@ -58,7 +58,7 @@ class DockerTest < Minitest::Test
 
   def test_the_seed_path_the_probe_and_the_allocator_switch
     waits_for_the_database_without_serving_errors
-    the_first_boot_seeds_only_on_rails_7
+    the_first_boot_seeds_only_on_rails_seven
     seeds_both_ways
     rows = CONFIGURATIONS.map do |name, env|
       restart_with(env) unless name == "glibc"
@@ -98,7 +98,7 @@ class DockerTest < Minitest::Test
   # The entrypoint runs `db:prepare`, as stock Rails images do. On the database the db
   # container made empty, Rails 6.1's only migrates; Rails 7.1+'s (Debian 13) also loads
   # the seeds, since it finds no schema there. Either way the page renders.
-  def the_first_boot_seeds_only_on_rails_7
+  def the_first_boot_seeds_only_on_rails_seven
     body = get("/posts").body
     assert_match(%r{<h1>Posts</h1>}, body)
     links = body.scan(%r{href="/posts/\d+"}).size
@@ -127,20 +127,21 @@ class DockerTest < Minitest::Test
     assert_match(/^Complete requests:\s+#{AB_REQUESTS}$/, out, "#{name}: ab")
     assert_match(/^Failed requests:\s+0$/, out, "#{name}: ab")
     refute_match(/^Non-2xx responses/, out, "#{name}: ab")
-    stats = JSON.parse(get("/bloat/stats.json").body)
-    arena_stats = stats.fetch("arena_stats")
+    stats = BloatProbe::StatsDocument.parse(get("/bloat/stats.json").body)
+    arena_stats = stats.arena_stats
     metrics = get("/bloat/metrics").body
     assert_match(/^process_resident_memory_bytes \d+$/, metrics, "#{name}: the metrics, as Prometheus scrapes them")
-    assert_match(/^bloat_probe_allocator_info\{allocator="#{arena_stats.fetch("allocator")}",/, metrics)
+    assert_match(/^bloat_probe_allocator_info\{allocator="#{arena_stats.allocator}",/, metrics)
     {
-      name: name, verdict: stats.dig("diagnosis", "verdict"), docker_stats: docker_stats_memory, rss: arena_stats.fetch("rss"),
-      arenas: arena_stats["arena_count"], allocator: arena_stats.fetch("allocator"),
+      name: name, verdict: stats.diagnosis.verdict.to_s, docker_stats: docker_stats_memory, rss: arena_stats.rss,
+      arenas: arena_stats.arena_count, allocator: arena_stats.allocator.to_s,
       req_per_s: out[/^Requests per second:\s+([\d.]+)/, 1].to_f
     }
   end
 
   # What each stack's image runs: Ruby, Rails and Puma of its Debian release.
-  STACK_VERSIONS = { "bookworm" => /\A3\.1\.\d+ 6\.1\.\d+\.?\d* 5\.6\.\d+$/, "trixie" => /\A3\.3\.\d+ 7\.2\.\d+\.?\d* 6\.\d+\.\d+$/ }.freeze
+  STACK_VERSIONS = { "bookworm" => /\A3\.1\.\d+ 6\.1\.\d+\.?\d* 5\.6\.\d+$/,
+                     "trixie" => /\A3\.3\.\d+ 7\.2\.\d+\.?\d* 6\.\d+\.\d+$/ }.freeze
 
   def probe_from_runner_and_console
     versions = compose("exec", "-T", "bloat", "bin/rails", "runner",
@@ -159,7 +160,8 @@ class DockerTest < Minitest::Test
     compose("stop", "db")
     assert_equal 503, status_of("/posts?page=7")
     # Rails 7.1+ names the unknown host with a subclass of its own.
-    assert_match(/ActiveRecord::(ConnectionNotEstablished|DatabaseConnectionError)/, compose("logs", "--tail", "40", "bloat"))
+    assert_match(/ActiveRecord::(ConnectionNotEstablished|DatabaseConnectionError)/,
+                 compose("logs", "--tail", "40", "bloat"))
     compose("start", "db")
     deadline = monotonic + 60
     code = nil
@@ -183,8 +185,8 @@ class DockerTest < Minitest::Test
   def print_table(rows)
     glibc = rows.first
     puts "\nThe seed's load (ab -k -c #{AB_CONCURRENCY} -n #{AB_REQUESTS} /posts) under Docker:"
-    puts format("%-10s %14s %10s %7s %10s %8s  %s", "config", "docker stats", "RSS (MB)", "arenas", "allocator", "req/s",
-                "verdict")
+    columns = ["config", "docker stats", "RSS (MB)", "arenas", "allocator", "req/s", "verdict"]
+    puts format("%-10s %14s %10s %7s %10s %8s  %s", *columns)
     rows.each do |row|
       puts format("%-10s %14s %10.0f %7s %10s %8.1f  %s", row[:name], row[:docker_stats], row[:rss] / 1e6,
                   row[:arenas] || "-", row[:allocator], row[:req_per_s], row[:verdict])
@@ -204,7 +206,8 @@ class DockerTest < Minitest::Test
   # remove its stack: the next run does, for every project whose process is gone.
   def remove_abandoned_stacks
     projects = %w[container network volume].flat_map do |kind|
-      capture("docker", kind, "ls", *(kind == "container" ? ["-a"] : []), "--filter", "label=com.docker.compose.project",
+      all = kind == "container" ? ["-a"] : []
+      capture("docker", kind, "ls", *all, "--filter", "label=com.docker.compose.project",
               "--format", '{{.Label "com.docker.compose.project"}}').split
     end
     projects.uniq.grep(/\A#{PROJECT_PREFIX}(\d+)\z/) do |project|
@@ -285,7 +288,8 @@ class DockerTest < Minitest::Test
       refute_equal 500, code, "/posts answered 500 while the stack started"
       sleep 1
     end
-    flunk "/posts did not answer 200 within #{timeout}s (last: #{code.inspect}):\n#{compose("logs", "--tail", "30", check: false)}"
+    flunk "/posts did not answer 200 within #{timeout}s (last: #{code.inspect}):\n#{compose("logs", "--tail", "30",
+                                                                                            check: false)}"
   end
 
   def monotonic

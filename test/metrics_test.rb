@@ -9,7 +9,7 @@ require_relative "../bench/allocator_bench/server"
 # cluster mode (`plugin :bloat_probe`, 2 workers), where one scrape returns both workers'
 # series and a killed worker's series are replaced by its successor's.
 class MetricsTest < Minitest::Test
-  include ChildProcess
+  include RubyChild
 
   def call(method = "GET", probe: BloatProbe::Probe.new)
     BloatProbe::Metrics.new(probe: probe).call("REQUEST_METHOD" => method)

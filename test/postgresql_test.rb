@@ -30,7 +30,8 @@ class PostgresqlTest < Minitest::Test
 
   def teardown
     @server&.stop
-    as_owner(@pg_ctl, "-D", data_dir, "-m", "immediate", "stop") if @pg_ctl && File.exist?(File.join(data_dir, "postmaster.pid"))
+    as_owner(@pg_ctl, "-D", data_dir, "-m", "immediate", "stop") if @pg_ctl && File.exist?(File.join(data_dir,
+                                                                                                     "postmaster.pid"))
   ensure
     FileUtils.rm_rf(@dir)
   end
@@ -66,8 +67,8 @@ class PostgresqlTest < Minitest::Test
   end
 
   def psql(sql)
-    out, status = Open3.capture2e("psql", "-h", "127.0.0.1", "-p", @port.to_s, "-U", "postgres", "-d", "bloat_probe_test",
-                                  "-tAc", sql)
+    out, status = Open3.capture2e("psql", "-h", "127.0.0.1", "-p", @port.to_s, "-U", "postgres",
+                                  "-d", "bloat_probe_test", "-tAc", sql)
     assert status.success?, out
     out.strip
   end

@@ -38,21 +38,22 @@ class PrometheusTest < Minitest::Test
   def test_prometheus_scrapes_the_arenas_and_the_verdict
     config = AllocatorBench::Configuration.new(
       name: "scraped", summary: "metrics on",
-      env: { "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_REPORT_INTERVAL" => "1", "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" }
+      env: { "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_REPORT_INTERVAL" => "1",
+             "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" }
     )
     @server = AllocatorBench::Server.new(config, threads: 25, log_path: File.join(@dir, "puma.log")).start
     @api = start_prometheus(@server.port)
 
     # 25 clients at once: each Puma thread allocates in an arena of its own.
     Array.new(25) { |i| Thread.new { 4.times { |j| @server.get("/workload/strings?count=2000&seed=#{i * 10 + j}") } } }
-      .each(&:join)
+         .each(&:join)
 
     arenas = wait_for_query("bloat_probe_malloc_arenas") { |result| result.any? { |r| r["value"][1].to_f > 1 } }
     assert_operator arenas.first["value"][1].to_i, :>, 1, "arenas as Prometheus stored them"
     assert_equal "scraped", arenas.first.dig("metric", "job")
     verdict = wait_for_query("bloat_probe_verdict == 1") { |result| result.size == 1 }
     assert_includes BloatProbe::Diagnosis::VERDICTS.map(&:to_s), verdict.first.dig("metric", "verdict")
-    ratio = wait_for_query("bloat_probe:malloc_free_ratio") { |result| result.any? }
+    ratio = wait_for_query("bloat_probe:malloc_free_ratio", &:any?)
     assert_includes 0.0..1.0, ratio.first["value"][1].to_f, "the recording rule ran"
   end
 
@@ -71,18 +72,22 @@ class PrometheusTest < Minitest::Test
           static_configs:
             - targets: ["127.0.0.1:#{target_port}"]
     YAML
-    @prometheus = Process.spawn("prometheus", "--config.file=#{@dir}/prometheus.yml", "--storage.tsdb.path=#{@dir}/data",
-                                "--web.listen-address=127.0.0.1:#{port}", out: File.join(@dir, "prometheus.log"),
-                                err: %i[child out])
+    @prometheus = Process.spawn("prometheus", "--config.file=#{@dir}/prometheus.yml",
+                                "--storage.tsdb.path=#{@dir}/data", "--web.listen-address=127.0.0.1:#{port}",
+                                out: File.join(@dir, "prometheus.log"), err: %i[child out])
     api = URI("http://127.0.0.1:#{port}")
-    wait("Prometheus ready") { Net::HTTP.get_response(api + "/-/ready").is_a?(Net::HTTPSuccess) rescue false }
+    wait("Prometheus ready") do
+      Net::HTTP.get_response(URI.join(api, "/-/ready")).is_a?(Net::HTTPSuccess)
+    rescue StandardError
+      false
+    end
     api
   end
 
   def wait_for_query(query, &done)
     result = nil
     wait("#{query} in Prometheus") do
-      response = Net::HTTP.get_response(@api + "/api/v1/query?#{URI.encode_www_form(query: query)}")
+      response = Net::HTTP.get_response(URI.join(@api, "/api/v1/query?#{URI.encode_www_form(query: query)}"))
       result = JSON.parse(response.body).dig("data", "result")
       result && done.call(result)
     end

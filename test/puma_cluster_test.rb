@@ -23,14 +23,14 @@ class PumaClusterTest < Minitest::Test
   def test_each_worker_reports_itself_and_trims_on_its_own
     first = stats_of_each_worker
     assert_equal [0, 1], first.keys.sort, File.read(@log)
-    pids = first.values.map { _1.dig("process", "pid") }
+    pids = first.values.map { _1.process[:pid] }
     assert_equal 2, pids.uniq.size
     refute_includes pids, @server.pid, "workers, not the master, answer"
     sleep 0.5
     later = stats_of_each_worker
     # The count a worker inherited from the master at fork stays put unless it trims itself.
     first.each do |index, stats|
-      assert_operator later.dig(index, "trimmer", "trims"), :>, stats.dig("trimmer", "trims"), "worker #{index} trims"
+      assert_operator later[index].trimmer[:trims], :>, stats.trimmer[:trims], "worker #{index} trims"
     end
   end
 
@@ -41,7 +41,7 @@ class PumaClusterTest < Minitest::Test
     workers = {}
     200.times do
       stats = @server.stats
-      workers[stats.dig("process", "worker")] = stats
+      workers[stats.process[:worker]] = stats
       return workers if workers.size == 2
 
       sleep 0.02

@@ -14,8 +14,8 @@ class PumaSmokeTest < Minitest::Test
 
   def setup
     @log = scratch_log("bloat_probe-smoke")
-    @server = AllocatorBench::Server.new(AllocatorBench::Configuration.select("glibc").first, threads: 25,
-                                         log_path: @log, command: :rails_server)
+    glibc = AllocatorBench::Configuration.select("glibc").first
+    @server = AllocatorBench::Server.new(glibc, threads: 25, log_path: @log, command: :rails_server)
     @server.start
   end
 
@@ -24,7 +24,7 @@ class PumaSmokeTest < Minitest::Test
   end
 
   def test_25_clients_are_all_answered_and_arenas_multiply
-    before = @server.stats.dig("arena_stats", "arena_count")
+    before = @server.stats.arena_stats.arena_count
     statuses = Array.new(CLIENTS) do |client|
       Thread.new do
         Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 60) do |http|
@@ -34,7 +34,7 @@ class PumaSmokeTest < Minitest::Test
     end.flat_map(&:value)
     assert_equal CLIENTS * REQUESTS_EACH, statuses.size
     assert_equal ["200"], statuses.uniq
-    after = @server.stats.dig("arena_stats", "arena_count")
+    after = @server.stats.arena_stats.arena_count
     assert_operator after, :>, 1, "arenas before #{before}, after #{after}"
     assert @server.alive?
     log = File.read(@log)

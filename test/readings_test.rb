@@ -3,7 +3,7 @@
 require "test_helper"
 
 class ReadingsTest < Minitest::Test
-  include ChildProcess
+  include RubyChild
 
   def test_retaining_64_mib_raises_uordblks_and_release_lowers_it
     # Earlier tests' garbage is collected first and the GC held off, so that a sweep
@@ -28,7 +28,9 @@ class ReadingsTest < Minitest::Test
   def test_arena_stats_agree_with_mallinfo_proc_and_a_known_allocation
     GC.start
     GC.disable
-    kept = Thread.new { BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, window: 0) }.value
+    kept = Thread.new do
+      BloatProbe.churn(count: 4096, min_size: 16 << 10, max_size: 16 << 10, retain: 1.0, window: 0)
+    end.value
     stats = BloatProbe.arena_stats
     mallinfo = BloatProbe.mallinfo
     vm_rss = File.read("/proc/self/status")[/^VmRSS:\s+(\d+) kB/, 1].to_i * 1024
@@ -61,7 +63,8 @@ class ReadingsTest < Minitest::Test
     assert_operator detailed.arena_resident, :<, detailed.rss
     assert_kind_of Hash, BloatProbe.arena_stats.to_h[:arenas].first
     assert_match(/\A#<BloatProbe::Memory rss=\d+(\.\d)? MiB, anon=.*, file=[^,]*>\z/, memory.inspect)
-    assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+, pss=.*, uss=.*, arena_resident=[^,]*>\z/, detailed.inspect)
+    assert_match(/, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+, pss=.*, uss=.*, arena_resident=[^,]*>\z/,
+                 detailed.inspect)
   end
 
   def test_memory_in_a_forked_child_reads_the_child
@@ -181,7 +184,8 @@ class ReadingsTest < Minitest::Test
   # Debian 12 has mimalloc 2 (libmimalloc.so.2), Debian 13 mimalloc 3 (libmimalloc.so.3):
   # the version read through mi_version must be the library's own.
   def test_tcmalloc_and_mimalloc_are_detected
-    { "tcmalloc" => %w[libtcmalloc_minimal.so.4], "mimalloc" => %w[libmimalloc.so.3 libmimalloc.so.2] }.each do |name, libraries|
+    { "tcmalloc" => %w[libtcmalloc_minimal.so.4],
+      "mimalloc" => %w[libmimalloc.so.3 libmimalloc.so.2] }.each do |name, libraries|
       path = libraries.filter_map { |library| library_path(library) }.first
       flunk "none of #{libraries.join(", ")} is installed (bin/setup installs it)" unless path
 

@@ -6,10 +6,16 @@ class SettingTest < Minitest::Test
   Setting = BloatProbe::Setting
 
   def test_booleans_are_on_or_off_and_nothing_else
-    %w[1 true TRUE t yes y on On].each { |word| assert Setting.boolean("X", default: false, env: { "X" => word }), word }
-    %w[0 false FALSE f no n off Off].each { |word| refute Setting.boolean("X", default: true, env: { "X" => word }), word }
+    %w[1 true TRUE t yes y on On].each do |word|
+      assert Setting.boolean("X", default: false, env: { "X" => word }), word
+    end
+    %w[0 false FALSE f no n off Off].each do |word|
+      refute Setting.boolean("X", default: true, env: { "X" => word }), word
+    end
     [nil, "", "  "].each { |word| assert_equal :unset, Setting.boolean("X", default: :unset, env: { "X" => word }) }
-    error = assert_raises(BloatProbe::SettingError) { Setting.boolean("BLOAT_PROBE_X", default: false, env: { "BLOAT_PROBE_X" => "2" }) }
+    error = assert_raises(BloatProbe::SettingError) do
+      Setting.boolean("BLOAT_PROBE_X", default: false, env: { "BLOAT_PROBE_X" => "2" })
+    end
     assert_match(/\ABLOAT_PROBE_X must be one of .* got "2"\z/, error.message)
     assert_kind_of ArgumentError, error
   end
@@ -18,12 +24,16 @@ class SettingTest < Minitest::Test
     assert_equal 25, Setting.integer("N", range: 1..64, default: 3, env: { "N" => " 25 " })
     assert_equal 3, Setting.integer("N", range: 1..64, default: 3, env: {})
     ["abc", "1abc", "0", "65", "1.5", "0x10"].each do |raw|
-      error = assert_raises(BloatProbe::SettingError) { Setting.integer("N", range: 1..64, default: 3, env: { "N" => raw }) }
+      error = assert_raises(BloatProbe::SettingError) do
+        Setting.integer("N", range: 1..64, default: 3, env: { "N" => raw })
+      end
       assert_equal "N must be a whole number in 1..64, got #{raw.inspect}", error.message
     end
     assert_in_delta 0.5, Setting.seconds("S", range: 0.01..10.0, default: nil, env: { "S" => "0.5" })
     %w[abc 1abc -1 1e-300 1e30 NaN].each do |raw|
-      error = assert_raises(BloatProbe::SettingError) { Setting.seconds("S", range: 0.01..10.0, default: nil, env: { "S" => raw }) }
+      error = assert_raises(BloatProbe::SettingError) do
+        Setting.seconds("S", range: 0.01..10.0, default: nil, env: { "S" => raw })
+      end
       assert_equal "S must be a number of seconds in 0.01..10.0, got #{raw.inspect}", error.message
     end
   end

@@ -23,7 +23,7 @@ class SidekiqBenchTest < Minitest::Test
                                         chdir: ROOT)
       assert status.success?, "bench failed:\n#{err}\n#{out}"
       report = JSON.parse(File.read(out[/^JSON: (\S+)/, 1]), symbolize_names: true)
-      assert_equal %w[glibc arena2], report[:rows].map { |row| row[:config] }
+      assert_equal(%w[glibc arena2], report[:rows].map { |row| row[:config] })
       report[:runs].each do |run|
         assert_equal JOBS, run[:requests], "#{run[:config]}: every job recorded its time"
         assert_operator run[:rps], :>, 0
@@ -34,7 +34,7 @@ class SidekiqBenchTest < Minitest::Test
       end
       assert_operator report[:runs][0][:arena_count], :>, 2, "25 job threads, many arenas under glibc"
       assert_operator report[:runs][1][:arena_count], :<=, 2
-      assert_match(/^config +jobs\/s +p50 ms/, out)
+      assert_match(%r{^config +jobs/s +p50 ms}, out)
       assert_match(/^Workload: one Sidekiq process, 25 threads/, out)
       refute_match(/deprecated|Redis#/i, out + err, "redis-rb's notices stay out of the output")
     end
@@ -47,7 +47,9 @@ class SidekiqBenchTest < Minitest::Test
         @bench_pid = waiter.pid
         Timeout.timeout(120) { err.each_line { |line| break if line.include?("load,") } }
         children = children_of(waiter.pid)
-        assert_equal %w[redis-server sidekiq], children.map { |pid| command_of(pid)[/redis-server|sidekiq/] }.compact.sort
+        assert_equal %w[redis-server sidekiq], children.map { |pid|
+                                                 command_of(pid)[/redis-server|sidekiq/]
+                                               }.compact.sort
         Process.kill("INT", waiter.pid)
         refute Timeout.timeout(60) { waiter.value }.success?
         children.each { |pid| refute File.exist?("/proc/#{pid}"), "#{command_of(pid)} outlived the bench" }

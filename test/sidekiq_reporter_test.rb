@@ -49,7 +49,9 @@ class SidekiqReporterTest < Minitest::Test
       count if count > 1
     end
     assert_operator arenas, :>, 1, "10 job threads, arenas of their own"
-    line = wait_for("a report in Sidekiq's log", log) { File.read(log)[/bloat_probe pid=#{@sidekiq} verdict=\w+ .*arenas=(\d+)/] }
+    line = wait_for("a report in Sidekiq's log", log) do
+      File.read(log)[/bloat_probe pid=#{@sidekiq} verdict=\w+ .*arenas=(\d+)/]
+    end
     assert_match(/rss_mib=[\d.]+ pss_mib=[\d.]+/, line)
 
     Process.kill("TERM", @sidekiq)
@@ -83,7 +85,9 @@ class SidekiqReporterTest < Minitest::Test
       rescue SystemCallError, IOError, Net::OpenTimeout, Net::ReadTimeout
         nil
       end
-      flunk "#{what}: not within 60 s\n#{File.read(log)[-3000..]}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        flunk "#{what}: not within 60 s\n#{File.read(log)[-3000..]}"
+      end
       sleep 0.25
     end
   end

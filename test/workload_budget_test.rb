@@ -10,7 +10,7 @@ require_relative "../bench/allocator_bench/server"
 # the process's RSS stays within the budget plus its baseline, and every refusal is a
 # 503, never a 500.
 class WorkloadBudgetTest < Minitest::Test
-  MiB = 1 << 20
+  MiB = RubyChild::MiB
   CLIENTS = 25
   REQUESTS = 500
   BUDGETS = 2 << 30
@@ -23,7 +23,7 @@ class WorkloadBudgetTest < Minitest::Test
     defaults = { "BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET" => nil, "BLOAT_PROBE_WORKLOAD_BUDGET" => nil }
     config = AllocatorBench::Configuration.new(name: "defaults", env: defaults, summary: "the app's own budgets")
     @server = AllocatorBench::Server.new(config, threads: 25,
-                                         log_path: scratch_log("bloat_probe-budget")).start
+                                                 log_path: scratch_log("bloat_probe-budget")).start
   end
 
   def teardown
@@ -45,14 +45,19 @@ class WorkloadBudgetTest < Minitest::Test
   def assert_within_budget(path)
     baseline = @server.rss
     peak = baseline
-    sampler = Thread.new { loop { peak = [peak, @server.rss.to_i].max; sleep 0.02 } }
+    sampler = Thread.new do
+      loop do
+        peak = [peak, @server.rss.to_i].max
+        sleep 0.02
+      end
+    end
     counts = hammer(path)
     sampler.kill.join
     assert_equal REQUESTS, counts.values.sum
     assert_equal [], counts.keys - %w[200 503], counts.inspect
     assert_operator counts["200"].to_i, :>, 0, counts.inspect
-    assert_operator peak, :<, baseline + BUDGETS,
-                    format("peak RSS %d MiB, baseline %d MiB, budgets %d MiB", peak / MiB, baseline / MiB, BUDGETS / MiB)
+    figures = format("peak RSS %d MiB, baseline %d MiB, budgets %d MiB", peak / MiB, baseline / MiB, BUDGETS / MiB)
+    assert_operator peak, :<, baseline + BUDGETS, figures
     puts format("\n%s: baseline %d MiB, peak %d MiB (budgets %d MiB); %s", path, baseline / MiB, peak / MiB,
                 BUDGETS / MiB, counts)
   end

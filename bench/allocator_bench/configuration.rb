@@ -5,7 +5,9 @@ module AllocatorBench
   # what it needs installed.
   LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].freeze
 
-  Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true) do
+  Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true)
+
+  class Configuration
     # The six a default run compares, then the settings people copy (CONFIGS=all).
     DEFAULT = %w[glibc arena2 jemalloc trim tcmalloc mimalloc].freeze
 
@@ -47,9 +49,14 @@ module AllocatorBench
 
       by_name = all.to_h { |config| [config.name, config] }
       chosen = names.split(",").map(&:strip).reject(&:empty?).map do |name|
-        by_name.fetch(name) { raise ArgumentError, "unknown configuration #{name.inspect}; known: #{by_name.keys.join(", ")}" }
+        by_name.fetch(name) do
+          raise ArgumentError, "unknown configuration #{name.inspect}; known: #{by_name.keys.join(", ")}"
+        end
       end
-      raise ArgumentError, "CONFIGS names no configuration, got #{names.inspect}; known: #{by_name.keys.join(", ")}" if chosen.empty?
+      if chosen.empty?
+        raise ArgumentError,
+              "CONFIGS names no configuration, got #{names.inspect}; known: #{by_name.keys.join(", ")}"
+      end
 
       chosen
     end

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "bloat_probe"
 require "json"
 require "open3"
 
@@ -18,22 +19,34 @@ module AllocatorBench
       "churn" => ->(i) { "/workload/churn?count=8000&min_size=8192&max_size=57344&retain=0.002&seed=#{i}" }
     }.freeze
 
+    # A route's share of the mix.
+    WEIGHTS = 1..1_000
+
     def initialize(spec)
       @weights = spec.split(",").reject { |part| part.strip.empty? }.to_h do |part|
         name, weight = part.strip.split(":", 2)
-        raise ArgumentError, "unknown route #{name.inspect} in MIX; known: #{ROUTES.keys.join(", ")}" unless ROUTES.key?(name)
+        unless ROUTES.key?(name)
+          raise ArgumentError,
+                "unknown route #{name.inspect} in MIX; known: #{ROUTES.keys.join(", ")}"
+        end
 
-        count = Integer(weight || "1", exception: false)
-        raise ArgumentError, "MIX weight for #{name} must be a whole number >= 1, got #{weight.inspect}" unless count&.positive?
-
-        [name, count]
+        [name, BloatProbe::Setting.whole_number("MIX weight for #{name}", weight || "1", range: WEIGHTS)]
       end
-      raise ArgumentError, "MIX names no route, got #{spec.inspect}; known: #{ROUTES.keys.join(", ")}" if @weights.empty?
+      return unless @weights.empty?
+
+      raise ArgumentError,
+            "MIX names no route, got #{spec.inspect}; known: #{ROUTES.keys.join(", ")}"
     end
 
     # 20 rounds of the weighted routes, interleaved, for wrk to cycle through.
     def paths
-      (0...20).flat_map { |round| @weights.flat_map { |name, weight| Array.new(weight) { |k| ROUTES[name].call(round * weight + k) } } }
+      (0...20).flat_map do |round|
+        @weights.flat_map do |name, weight|
+          Array.new(weight) do |k|
+            ROUTES[name].call(round * weight + k)
+          end
+        end
+      end
     end
 
     def to_s
@@ -77,7 +90,7 @@ module AllocatorBench
           end
         end
         waiter.value
-      rescue Exception # Interrupt too: wrk must not outlive the bench
+      rescue StandardError, Interrupt # wrk must not outlive the bench
         Process.kill("KILL", waiter.pid) if waiter.alive?
         raise
       end
@@ -90,8 +103,11 @@ module AllocatorBench
     end
   end
 
-  # Reads the server's RSS from /proc every `interval` seconds on a thread of its own.
+  # Reads the server's RSS from /proc every `interval` seconds on a thread of its own (the
+  # gem's Periodic, as its Reporter and Trimmer run).
   class Sampler
+    include BloatProbe::Periodic
+
     attr_reader :samples
 
     def initialize(server, interval:, started_at:)
@@ -107,19 +123,9 @@ module AllocatorBench
       @lock.synchronize { @phase = name }
     end
 
-    def start
-      @thread = Thread.new do
-        loop do
-          rss = @server.rss
-          @lock.synchronize { @samples << { t: (now - @started_at).round(3), rss: rss, phase: @phase } } if rss
-          sleep @interval
-        end
-      end
-      self
-    end
-
-    def stop
-      @thread&.kill&.join
+    def tick
+      rss = @server.rss or return
+      @lock.synchronize { @samples << { t: (now - @started_at).round(3), rss: rss, phase: @phase } }
     end
 
     def peak
@@ -127,6 +133,10 @@ module AllocatorBench
     end
 
     private
+
+    def thread_name = "bench-sampler"
+
+    def work_first? = true
 
     def now
       Process.clock_gettime(Process::CLOCK_MONOTONIC)

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "bloat_probe"
 require "net/http"
 require "json"
 require_relative "child_process"
@@ -52,7 +53,7 @@ module AllocatorBench
     end
 
     def stats
-      JSON.parse(get("/bloat/stats").body)
+      BloatProbe::StatsDocument.parse(get("/bloat/stats").body)
     end
 
     private

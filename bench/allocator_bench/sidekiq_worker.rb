@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "bloat_probe"
 require "json"
 require_relative "child_process"
 
@@ -97,7 +98,7 @@ module AllocatorBench
       _key, json = redis("BLPOP", STATS, 30)
       raise "sidekiq did not answer the probe job within 30 s" unless json
 
-      JSON.parse(json)
+      BloatProbe::StatsDocument.parse(json)
     end
 
     def redis_pid

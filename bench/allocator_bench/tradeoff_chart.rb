@@ -14,7 +14,7 @@ module AllocatorBench
 
     # rows: Report#rows (medians); rate: "req/s" or "jobs/s".
     def initialize(rows, title:, rate:)
-      @rows = rows.select { |row| row[:rss_after_idle] && row[:rps] && row[:p99_ms] }
+      @rows = rows.select { |row| row.median(:rss_after_idle) && row.median(:rps) && row.median(:p99_ms) }
       @title = title
       @rate = rate
     end
@@ -22,8 +22,8 @@ module AllocatorBench
     def to_s
       width = 2 * (MARGIN[:left] + PANEL[:width] + MARGIN[:right])
       height = MARGIN[:top] + PANEL[:height] + MARGIN[:bottom]
-      max_mb = Svg.ceiling(@rows.map { |row| (row[:rss_after_idle_range]&.last || row[:rss_after_idle]) / 1e6 }.max || 1)
-      parts = [%(<svg xmlns="http://www.w3.org/2000/svg" width="#{width}" height="#{height}" font-family="sans-serif" font-size="12">),
+      max_mb = Svg.ceiling(@rows.map { |row| row.figure(:rss_after_idle).high / 1e6 }.max || 1)
+      parts = [Svg.open_tag(width, height),
                %(<rect width="100%" height="100%" fill="white"/>),
                %(<text x="#{width / 2}" y="22" text-anchor="middle" font-size="15">#{Svg.esc(@title)}</text>)]
       parts << panel(0, :rps, "throughput (#{@rate}), more is better", max_mb)
@@ -37,7 +37,7 @@ module AllocatorBench
     def panel(index, key, label, max_mb)
       left = index * (MARGIN[:left] + PANEL[:width] + MARGIN[:right]) + MARGIN[:left]
       bottom = MARGIN[:top] + PANEL[:height]
-      max_x = Svg.ceiling(@rows.map { |row| row[key] }.max || 1)
+      max_x = Svg.ceiling(@rows.map { |row| row.median(key) }.max || 1)
       x = ->(value) { (left + value / max_x * PANEL[:width]).round(1) }
       y = ->(mb) { (bottom - mb / max_mb * PANEL[:height]).round(1) }
       out = [%(<line x1="#{left}" y1="#{bottom}" x2="#{left + PANEL[:width]}" y2="#{bottom}" stroke="black"/>),
@@ -49,17 +49,21 @@ module AllocatorBench
         mb = max_mb * i / 5.0
         out << %(<line x1="#{left}" y1="#{y.call(mb)}" x2="#{left + PANEL[:width]}" y2="#{y.call(mb)}" stroke="#ddd"/>)
         out << %(<text x="#{left - 6}" y="#{y.call(mb) + 4}" text-anchor="end">#{mb.round}</text>)
-        out << %(<text x="#{x.call(max_x * i / 5.0)}" y="#{bottom + 16}" text-anchor="middle">#{tick(max_x * i / 5.0)}</text>)
+        value = max_x * i / 5.0
+        out << %(<text x="#{x.call(value)}" y="#{bottom + 16}" text-anchor="middle">#{tick(value)}</text>)
       end
       @rows.each_with_index do |row, i|
         colour = COLOURS[i % COLOURS.size]
-        px = x.call(row[key])
-        if (range = row[:rss_after_idle_range])
-          out << %(<line x1="#{px}" y1="#{y.call(range[0] / 1e6)}" x2="#{px}" y2="#{y.call(range[1] / 1e6)}" stroke="#{colour}"/>)
+        px = x.call(row.median(key))
+        rss = row.figure(:rss_after_idle)
+        if rss.range?
+          out << %(<line x1="#{px}" y1="#{y.call(rss.low / 1e6)}" x2="#{px}" y2="#{y.call(rss.high / 1e6)}" ) +
+                 %(stroke="#{colour}"/>)
         end
-        py = y.call(row[:rss_after_idle] / 1e6)
-        out << %(<circle class="point" cx="#{px}" cy="#{py}" r="5" fill="#{colour}"><title>#{Svg.esc(row[:config])}</title></circle>)
-        out << %(<text x="#{px + 8}" y="#{py - 6}" fill="#{colour}">#{Svg.esc(row[:config])}</text>)
+        py = y.call(rss.median / 1e6)
+        out << %(<circle class="point" cx="#{px}" cy="#{py}" r="5" fill="#{colour}">) +
+               %(<title>#{Svg.esc(row.config)}</title></circle>)
+        out << %(<text x="#{px + 8}" y="#{py - 6}" fill="#{colour}">#{Svg.esc(row.config)}</text>)
       end
       out.join("\n")
     end

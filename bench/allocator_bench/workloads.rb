@@ -67,7 +67,8 @@ module AllocatorBench
 
       def describe
         "#{process} (sidekiq -c #{settings.threads}) with its own redis-server: " \
-          "#{settings.jobs} jobs enqueued at once, each building #{STRINGS} strings of 24 B to 32 KiB and keeping 1%, " \
+          "#{settings.jobs} jobs enqueued at once, each building #{STRINGS} strings of 24 B to 32 KiB " \
+          "and keeping 1%, " \
           "one in #{HEAVY_EVERY} building #{HEAVY_STRINGS} and holding them until it ends"
       end
 
@@ -79,7 +80,8 @@ module AllocatorBench
       def drive(worker, &progress)
         result = worker.run_jobs(settings.jobs, max_seconds: 600, args: method(:job_args), &progress)
         times = result[:seconds].sort
-        { rps: times.size / result[:wall], p50_ms: percentile(times, 0.50) * 1000, p99_ms: percentile(times, 0.99) * 1000,
+        { rps: times.size / result[:wall],
+          p50_ms: percentile(times, 0.50) * 1000, p99_ms: percentile(times, 0.99) * 1000,
           requests: times.size, errors: settings.jobs - times.size, redis_pid: worker.redis_pid }
       end
 

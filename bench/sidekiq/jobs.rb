@@ -16,27 +16,17 @@ module BenchJobs
   # 9 MB at the mean size of 4.5 KB), like a cache that a long-running worker fills.
   # Scattered through every arena, they pin the freed space around them.
   KEPT_LIMIT = 2_000
-  MIN_SIZE = 24
-  MAX_SIZE = 32 * 1024
+  # Strings of 24 B to 32 KiB, log-uniform: many small, a few large.
+  SIZES = 24..(32 * 1024)
 
   @kept = []
   @lock = Mutex.new
-
-  class << self
-    # The Trimmer, under the bench's `trim` configuration.
-    attr_accessor :trimmer
-  end
 
   def self.keep(string)
     @lock.synchronize do
       @kept << string
       @kept.shift if @kept.size > KEPT_LIMIT
     end
-  end
-
-  # Log-uniform between MIN_SIZE and MAX_SIZE: many small strings, a few large.
-  def self.size(random)
-    (MIN_SIZE * (MAX_SIZE.to_f / MIN_SIZE)**random.rand).round
   end
 
   def self.record(key, value)
@@ -53,9 +43,10 @@ class StringsJob
   def perform(count, seed, hold)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     random = Random.new(seed)
+    size = BloatProbe::LogUniform.new(BenchJobs::SIZES, random: random)
     held = []
     count.times do
-      string = "x" * BenchJobs.size(random)
+      string = "x" * size.draw
       BenchJobs.keep(string) if random.rand < 0.01
       held << string if hold
     end
@@ -69,9 +60,7 @@ class ProbeJob
   sidekiq_options retry: false
 
   def perform
-    stats = { arena_stats: BloatProbe.arena_stats.to_h, memory: BloatProbe.memory(detail: true).to_h,
-              diagnosis: BloatProbe.diagnose.to_h, trimmer: BenchJobs.trimmer&.to_h }
-    BenchJobs.record(BenchJobs::STATS, JSON.generate(stats))
+    BenchJobs.record(BenchJobs::STATS, JSON.generate(BloatProbe::StatsDocument.take))
   end
 end
 
@@ -83,6 +72,6 @@ Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silen
 interval = BloatProbe::Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
 if interval && BloatProbe.allocator.glibc?
   Sidekiq.configure_server do |config|
-    config.on(:startup) { BenchJobs.trimmer = BloatProbe::Trimmer.start(interval: interval) }
+    config.on(:startup) { BloatProbe.probe.trimmer = BloatProbe::Trimmer.start(interval: interval) }
   end
 end

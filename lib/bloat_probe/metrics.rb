@@ -61,7 +61,8 @@ module BloatProbe
         s.stats.malloc_in_use
       end,
       family("bloat_probe_malloc_free_bytes", "gauge",
-             "Bytes the allocator holds free (glibc: free chunks in the arenas; jemalloc: resident minus allocated).") do |s|
+             "Bytes the allocator holds free " \
+             "(glibc: free chunks in the arenas; jemalloc: resident minus allocated).") do |s|
         s.stats.malloc_free
       end,
       family("bloat_probe_malloc_trimmable_bytes", "gauge",
@@ -73,7 +74,9 @@ module BloatProbe
       family("bloat_probe_arena_system_bytes", "gauge", "Bytes each glibc arena has from the system.") do |s|
         per_arena(s, :system)
       end,
-      family("bloat_probe_arena_in_use_bytes", "gauge", "Bytes in use in each glibc arena.") { |s| per_arena(s, :in_use) },
+      family("bloat_probe_arena_in_use_bytes", "gauge", "Bytes in use in each glibc arena.") do |s|
+        per_arena(s, :in_use)
+      end,
       family("bloat_probe_arena_free_bytes", "gauge", "Bytes free in each glibc arena.") { |s| per_arena(s, :free) },
       family("bloat_probe_ruby_heap_bytes", "gauge", "Bytes of Ruby's object heap pages (GC.stat).") do |s|
         s.diagnosis.ruby_heap
@@ -109,20 +112,23 @@ module BloatProbe
     # then all its samples together, as the format requires.
     def self.render(series)
       by_name = series.group_by(&:first)
-      FAMILIES.filter_map do |family|
+      families = FAMILIES.filter_map do |family|
         name = family.name
         samples = by_name[name] or next
         lines = ["# HELP #{name} #{family.help}", "# TYPE #{name} #{family.type}"]
         # Integers, and Ruby's shortest exact Float form, are numbers as Prometheus reads them.
         samples.each { |_name, labels, value| lines << "#{name}#{label_text(labels)} #{value}" }
         lines.join("\n")
-      end.join("\n") + "\n"
+      end
+      "#{families.join("\n")}\n"
     end
 
     def self.label_text(labels)
       return "" if labels.empty?
 
-      pairs = labels.map { |key, value| "#{key}=\"#{value.to_s.gsub(/[\\"\n]/, "\\" => "\\\\", '"' => '\\"', "\n" => "\\n")}\"" }
+      pairs = labels.map do |key, value|
+        "#{key}=\"#{value.to_s.gsub(/[\\"\n]/, "\\" => "\\\\", '"' => '\\"', "\n" => "\\n")}\""
+      end
       "{#{pairs.join(",")}}"
     end
 

@@ -14,7 +14,11 @@ module BloatProbe
         scaled /= 1024
         unit += 1
       end
-      unit.zero? ? "#{count} B" : format("%.#{scaled.abs < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
+      if unit.zero?
+        "#{count} B"
+      else
+        format("%.#{scaled.abs < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
+      end
     end
   end
 
@@ -23,12 +27,15 @@ module BloatProbe
   # schemas it declares (Native::SCHEMAS: each field, its unit, its nested reading), so a
   # field is named once, in Rust; Ruby-made values (Diagnosis, Sample) name theirs here.
   module Reading
-    # nested: field => [:reading or :readings, the nested class's name under BloatProbe].
-    def self.define(*fields, bytes: [], nested: {}, &body)
+    # bytes: the fields in bytes; names: the fields that hold a Symbol (JSON turns them
+    # into text); nested: field => [:reading or :readings, the nested class's name under
+    # BloatProbe].
+    def self.define(*fields, bytes: [], names: [], nested: {}, &body)
       Struct.new(*fields) do
         include Reading
         extend ClassMethods
         const_set(:BYTE_FIELDS, bytes.freeze)
+        const_set(:NAME_FIELDS, names.freeze)
         const_set(:NESTED, nested.freeze)
         class_eval(&body) if body
       end
@@ -42,6 +49,7 @@ module BloatProbe
         owner = parents.reduce(namespace) { |scope, parent| scope.const_get(parent, false) }
         owner.const_set(name, define(*fields.map(&:first),
                                      bytes: fields.filter_map { |field, unit| field if unit == :bytes },
+                                     names: fields.filter_map { |field, unit| field if unit == :name },
                                      nested: fields.to_h { |field, unit, nested| [field, [unit, nested]] }
                                                    .select { |_, (_, nested)| nested }))
       end
@@ -52,21 +60,36 @@ module BloatProbe
       # a Hash that differs all the same (a stale build of the extension) raises at once
       # instead of showing a nil.
       def from_h(hash)
-        unless hash.size == members.size && members.all? { |name| hash.key?(name) }
-          raise Error, "#{name}: the native layer gave #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
-        end
+        check_keys(hash)
+        new(*members.map { |field| nested_value(field, hash[field]) { |nested, item| nested.from_h(item) } })
+      end
 
-        new(*members.map { |field| nested_from_h(field, hash[field]) })
+      # From its to_h as JSON gave it back (JSON.parse with symbolize_names: true): the
+      # Symbols that JSON wrote as text are Symbols again, in nested readings too.
+      def from_json_h(hash)
+        check_keys(hash)
+        new(*members.map do |field|
+          value = hash[field]
+          value = value&.to_sym if self::NAME_FIELDS.include?(field)
+          nested_value(field, value) { |nested, item| nested.from_json_h(item) }
+        end)
       end
 
       private
 
-      def nested_from_h(field, value)
+      def check_keys(hash)
+        return if hash.size == members.size && members.all? { |name| hash.key?(name) }
+
+        raise Error, "#{name}: got the fields #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
+      end
+
+      # A nested reading's value built by the block, or the value as it is.
+      def nested_value(field, value)
         kind, class_name = self::NESTED[field]
         return value if kind.nil? || value.nil?
 
         nested = BloatProbe.const_get(class_name)
-        kind == :readings ? value.map { |item| nested.from_h(item) } : nested.from_h(value)
+        kind == :readings ? value.map { |item| yield nested, item } : yield(nested, value)
       end
     end
 
@@ -90,7 +113,7 @@ module BloatProbe
     def inspect
       "#<#{self.class.name} #{inspect_fields.join(", ")}>"
     end
-    alias_method :to_s, :inspect
+    alias to_s inspect
 
     def pretty_print(printer)
       printer.text(inspect)
@@ -152,16 +175,23 @@ module BloatProbe
 
     def inspect
       head = "#<#{self.class.name} #{allocator} #{allocator_version}, rss=#{Format.bytes(rss)}"
-      unless glibc?
-        detail = jemalloc ? ", jemalloc allocated=#{Format.bytes(jemalloc.allocated)} resident=#{Format.bytes(jemalloc.resident)}" : ""
-        return "#{head}: glibc's arenas are not in use#{detail}>"
-      end
+      return "#{head}: glibc's arenas are not in use#{jemalloc_detail}>" unless glibc?
+
       rows = arenas.map do |a|
         format("  %5d %10s %10s %10s", a.index, Format.bytes(a.system), Format.bytes(a.in_use), Format.bytes(a.free))
       end
-      ["#{head}, #{arena_count} arenas, system=#{Format.bytes(system)}, in_use=#{Format.bytes(in_use)}, " \
-       "free=#{Format.bytes(free)}, mmap=#{mmap_count} chunks/#{Format.bytes(mmap_bytes)}",
-       format("  %5s %10s %10s %10s", "arena", "system", "in use", "free"), *rows].join("\n") + ">"
+      lines = ["#{head}, #{arena_count} arenas, system=#{Format.bytes(system)}, in_use=#{Format.bytes(in_use)}, " \
+               "free=#{Format.bytes(free)}, mmap=#{mmap_count} chunks/#{Format.bytes(mmap_bytes)}",
+               format("  %5s %10s %10s %10s", "arena", "system", "in use", "free"), *rows]
+      "#{lines.join("\n")}>"
+    end
+
+    private
+
+    def jemalloc_detail
+      return "" unless jemalloc
+
+      ", jemalloc allocated=#{Format.bytes(jemalloc.allocated)} resident=#{Format.bytes(jemalloc.resident)}"
     end
   end
 

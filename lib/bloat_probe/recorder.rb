@@ -16,10 +16,10 @@ module BloatProbe
     DIAGNOSIS_INTERVAL = 60
     HISTORY_SIZES = 2..100_000
 
-    attr_reader :thresholds, :diagnosis_interval, :history_size
+    attr_reader :examiner, :diagnosis_interval, :history_size
 
     def initialize(thresholds: {}, diagnosis_interval: DIAGNOSIS_INTERVAL, history_size: 360)
-      @thresholds = Diagnosis.check_thresholds(thresholds)
+      @examiner = Examiner.new(thresholds: thresholds)
       @diagnosis_interval = BloatProbe.check_number("diagnosis_interval", diagnosis_interval, DIAGNOSIS_INTERVALS,
                                                     unit: " seconds")
       @history_size = BloatProbe.check_number("history_size", history_size, HISTORY_SIZES, Integer)
@@ -33,7 +33,10 @@ module BloatProbe
     def sample(record: true)
       stats = BloatProbe.arena_stats
       memory = BloatProbe.memory
-      remember(Sample.new(Time.now.to_f, memory.rss, stats.malloc_in_use, stats.malloc_free, stats.arena_count)) if record
+      if record
+        remember(Sample.new(Time.now.to_f, memory.rss, stats.malloc_in_use, stats.malloc_free,
+                            stats.arena_count))
+      end
       [stats, memory]
     end
 
@@ -42,7 +45,7 @@ module BloatProbe
       now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       @lock.synchronize do
         if @diagnosis.nil? || now - @diagnosed_at >= @diagnosis_interval
-          @diagnosis = Diagnosis.take(thresholds: @thresholds)
+          @diagnosis = @examiner.diagnosis
           @diagnosed_at = now
         end
         @diagnosis

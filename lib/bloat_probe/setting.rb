@@ -29,10 +29,11 @@ module BloatProbe
     value
   end
 
-  # Settings read from environment variables, strictly: a value that is not clearly valid
-  # stops the program with the variable's name, its value and what is allowed, rather
-  # than becoming a default, a 0 or the opposite of what was meant. Unset or empty means
-  # the default.
+  # The one parser of settings given as text: environment variables, a request's query
+  # parameters, the bench's settings. Strict: a value that is not clearly valid raises
+  # SettingError with its name, its value and what is allowed, rather than becoming a
+  # default, a 0 or the opposite of what was meant. Unset or empty means the default.
+  # `env` is anything with #[] (ENV, a Hash, a Rails request's params).
   module Setting
     TRUE_WORDS = %w[1 true t yes y on].freeze
     FALSE_WORDS = %w[0 false f no n off].freeze
@@ -41,7 +42,7 @@ module BloatProbe
 
     def boolean(name, default:, env: ENV)
       raw = present(env, name) or return default
-      word = raw.downcase
+      word = raw.to_s.downcase
       return true if TRUE_WORDS.include?(word)
       return false if FALSE_WORDS.include?(word)
 
@@ -51,23 +52,46 @@ module BloatProbe
 
     def integer(name, range:, default:, env: ENV)
       raw = present(env, name) or return default
-      value = Integer(raw, 10, exception: false)
+      whole_number(name, raw, range: range)
+    end
+
+    # Text that must be a whole number in range: a setting's, or a part of one (MIX's weights).
+    def whole_number(name, raw, range:)
+      value = Integer(raw.strip, 10, exception: false) if raw.is_a?(String)
       return value if value && range.cover?(value)
 
-      raise SettingError, "#{name} must be a whole number in #{range}, got #{BloatProbe.excerpt(env[name])}"
+      raise SettingError, "#{name} must be a whole number in #{range}, got #{BloatProbe.excerpt(raw)}"
+    end
+
+    def number(name, range:, default:, env: ENV, unit: "")
+      raw = present(env, name) or return default
+      value = Float(raw, exception: false) if raw.is_a?(String)
+      return value if value && range.cover?(value)
+
+      raise SettingError, "#{name} must be a number#{unit} in #{range}, got #{BloatProbe.excerpt(env[name])}"
     end
 
     def seconds(name, range:, default:, env: ENV)
-      raw = present(env, name) or return default
-      value = Float(raw, exception: false)
-      return value if value && range.cover?(value)
-
-      raise SettingError, "#{name} must be a number of seconds in #{range}, got #{BloatProbe.excerpt(env[name])}"
+      number(name, range: range, default: default, env: env, unit: " of seconds")
     end
 
+    # One of `choices` (Strings); unset is the default.
+    def choice(name, choices, default:, env: ENV)
+      raw = present(env, name) or return default
+      return raw if choices.include?(raw)
+
+      raise SettingError,
+            "#{name} must be one of #{choices.join(", ")} (or unset), got #{BloatProbe.excerpt(env[name])}"
+    end
+
+    # The setting's text, stripped; nil when unset or blank. Anything but text (a query's
+    # `count[]=5`) comes back as it is, for the parser to refuse.
     def present(env, name)
-      raw = env[name]&.strip
-      raw unless raw.nil? || raw.empty?
+      raw = env[name]
+      return raw unless raw.is_a?(String)
+
+      raw = raw.strip
+      raw unless raw.empty?
     end
     private_class_method :present
   end

@@ -30,7 +30,9 @@ module BloatProbe
         probe = BloatProbe.probe
         probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval)
         hook = lambda do |sidekiq|
-          sidekiq.on(:startup) { start(port: port, bind: bind, interval: interval, probe: probe, logger: sidekiq.logger) }
+          sidekiq.on(:startup) do
+            start(port: port, bind: bind, interval: interval, probe: probe, logger: sidekiq.logger)
+          end
           sidekiq.on(:shutdown) { stop }
         end
         config ? hook.call(config) : ::Sidekiq.configure_server(&hook)

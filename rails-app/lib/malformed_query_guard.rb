@@ -18,7 +18,8 @@ class MalformedQueryGuard
   def call(env)
     Rack::Request.new(env).GET
   rescue *REFUSED => e
-    [400, { "Content-Type" => "text/plain" }, ["Bad request: the query string was refused (#{e.class.name.demodulize})\n"]]
+    [400, { "Content-Type" => "text/plain" },
+     ["Bad request: the query string was refused (#{e.class.name.demodulize})\n"]]
   else
     @app.call(env)
   end

@@ -46,7 +46,7 @@ class ActiveSupport::TestCase
   end
 
   # Turns one of the lab's switches on for the block, with the routes drawn to match.
-  def with_switch(name, value = true, &block)
+  def with_switch(name, value: true, &block)
     with_setting(name, value) do
       Rails.application.reload_routes!
       block.call

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 class ApplicationController < ActionController::Base
-  rescue_from QueryParams::Invalid do |error|
+  rescue_from BloatProbe::SettingError do |error|
     render json: { error: error.message }, status: :unprocessable_entity
   end
 

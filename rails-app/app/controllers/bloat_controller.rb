@@ -17,18 +17,8 @@ class BloatController < ApplicationController
   end
 
   def stats
-    render json: {
-      # Which process answered (in cluster mode, WEB_CONCURRENCY, each worker has its own),
-      # and on what Ruby: YJIT's code is memory of its own.
-      process: { pid: Process.pid, worker: Rails.configuration.x.bloat_probe.worker_index, ruby: RUBY_VERSION,
-                 yjit: defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false },
-      arena_stats: BloatProbe.arena_stats.to_h,
-      memory: BloatProbe.memory(detail: true).to_h,
-      diagnosis: BloatProbe.diagnose.to_h,
-      trimmer: BloatProbe.probe.trimmer&.to_h,
-      gc: GC.stat.slice(:count, :minor_gc_count, :major_gc_count, :heap_live_slots, :heap_free_slots,
-                        :total_allocated_objects, :malloc_increase_bytes, :oldmalloc_increase_bytes)
-    }
+    # Which process answered: in cluster mode (WEB_CONCURRENCY) each worker has its own.
+    render json: BloatProbe::StatsDocument.take(process: { worker: Rails.configuration.x.bloat_probe.worker_index })
   end
 
   private

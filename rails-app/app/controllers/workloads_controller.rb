@@ -4,8 +4,17 @@
 # after hours. Routed only with BLOAT_PROBE_WORKLOAD=1. Each reserves its worst case from
 # WorkloadBudget before it allocates.
 class WorkloadsController < ApplicationController
-  SIZES = 24..(32 << 10)
-  SIZE_RANGE = 1..(1 << 20)
+  # The app's own policy, tighter than what BloatProbe.churn allows
+  # (BloatProbe.churn_limits): a request is a request, not a benchmark.
+  POLICY = {
+    strings: 1..20_000,
+    count: 1..100_000,
+    window: 0..100_000,
+    size: 1..(1 << 20),
+    seed: 0..(1 << 62)
+  }.freeze
+  # Block sizes unless asked otherwise: churn's own defaults, 24 B to 32 KiB.
+  DEFAULT_SIZES = BloatProbe.churn_limits.fetch(:default_sizes)
 
   rescue_from WorkloadBudget::OverRequestBudget do |error|
     render json: { error: error.message }, status: :unprocessable_entity
@@ -19,10 +28,10 @@ class WorkloadsController < ApplicationController
   # GET /workload/strings?count=500&min_size=24&max_size=32768&keep=0.01&seed=1
   def strings
     run_within_budget StringWorkload.new(
-      count: query_params.integer(:count, default: 500, range: 1..20_000),
-      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      count: query_params.integer(:count, default: 500, range: POLICY[:strings]),
+      sizes: sizes,
       keep: query_params.fraction(:keep, default: 0.01),
-      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+      seed: seed
     )
   end
 
@@ -30,17 +39,25 @@ class WorkloadsController < ApplicationController
   # window: blocks alive at once; by default all of them, until the request ends, as a
   # request's own objects are.
   def churn
-    count = query_params.integer(:count, default: 2_000, range: 1..100_000)
+    count = query_params.integer(:count, default: 2_000, range: POLICY[:count])
     run_within_budget NativeWorkload.new(
       count: count,
-      window: query_params.integer(:window, default: count, range: 0..100_000),
-      sizes: query_params.ordered_sizes(:min_size, :max_size, default: SIZES, range: SIZE_RANGE),
+      window: query_params.integer(:window, default: count, range: POLICY[:window]),
+      sizes: sizes,
       retain: query_params.fraction(:retain, default: 0.01),
-      seed: query_params.integer(:seed, default: Random.rand(1 << 31), range: 0..(1 << 62))
+      seed: seed
     )
   end
 
   private
+
+  def sizes
+    query_params.ordered_sizes(:min_size, :max_size, default: DEFAULT_SIZES, range: POLICY[:size])
+  end
+
+  def seed
+    query_params.integer(:seed, default: Random.rand(1 << 31), range: POLICY[:seed])
+  end
 
   def run_within_budget(workload)
     WorkloadBudget.reserve(workload.worst_case_bytes, what: workload.class::WORST_CASE) do

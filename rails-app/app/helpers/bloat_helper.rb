@@ -10,7 +10,8 @@ module BloatHelper
   def memory_chart(history)
     return tag.p("No samples yet.", id: "memory-chart-empty") if history.size < 2
 
-    first, last = history.first.time, history.last.time
+    first = history.first.time
+    last = history.last.time
     span = [last - first, 1e-9].max
     top = [history.map { |s| SERIES.keys.map { |key| s[key] || 0 }.max }.max, 1].max
     lines = SERIES.map do |key, label|
@@ -23,8 +24,8 @@ module BloatHelper
       end
       tag.polyline(points: points.join(" "), class: "series #{key.to_s.dasherize}", "data-label": label)
     end
+    label = "RSS, in use and free over the last #{span.round} s, up to #{BloatProbe::Format.bytes(top)}"
     tag.svg(safe_join(lines), id: "memory-chart", viewBox: "0 0 #{CHART_WIDTH} #{CHART_HEIGHT}",
-                              width: CHART_WIDTH, height: CHART_HEIGHT, role: "img",
-                              "aria-label": "RSS, in use and free over the last #{span.round} s, up to #{BloatProbe::Format.bytes(top)}")
+                              width: CHART_WIDTH, height: CHART_HEIGHT, role: "img", "aria-label": label)
   end
 end

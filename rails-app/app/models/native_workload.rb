@@ -8,18 +8,16 @@ class NativeWorkload
   KEPT_BYTES = 64 << 20
   KEPT = BoundedCache.new(entries: KEPT_RESULTS, bytes: KEPT_BYTES, &:retained_bytes)
 
-  # How worst_case_bytes is reckoned, for the budget's message.
+  # How worst_case_bytes is reckoned (by the gem), for the budget's message.
   WORST_CASE = "(min(window, count) + count × retain) × max_size"
 
   def initialize(count:, sizes:, retain:, window:, seed:)
     @options = { count: count, min_size: sizes.min, max_size: sizes.max, retain: retain, window: window, seed: seed }
   end
 
-  # The most this request can hold at once: the window's blocks and the retained ones,
-  # every one at its largest.
+  # The most this request can hold at once, as the gem reckons a churn call's.
   def worst_case_bytes
-    count, window, retain, max_size = @options.values_at(:count, :window, :retain, :max_size)
-    (window.clamp(0, count) + (count * retain).ceil) * max_size
+    BloatProbe.churn_worst_case_bytes(**@options)
   end
 
   def run

@@ -1,38 +1,25 @@
 # frozen_string_literal: true
 
-# Checks a request's query parameters against documented ranges; a bad one raises
-# Invalid, which ApplicationController answers with 422 and a message naming it.
+# A request's query parameters, parsed by BloatProbe::Setting like every other setting: a
+# bad one raises BloatProbe::SettingError, which ApplicationController answers with 422
+# and the message naming it.
 class QueryParams
-  Invalid = Class.new(StandardError)
-
   def initialize(params)
     @params = params
   end
 
   def integer(name, default:, range:)
-    raw = @params[name]
-    return default if raw.blank?
-
-    value = raw.is_a?(String) ? Integer(raw, 10, exception: false) : nil
-    return value if value && range.cover?(value)
-
-    raise Invalid, "#{name} must be an integer in #{range}, got #{raw.inspect}"
+    BloatProbe::Setting.integer(name.to_s, range: range, default: default, env: @params)
   end
 
   def fraction(name, default:)
-    raw = @params[name]
-    return default if raw.blank?
-
-    value = raw.is_a?(String) ? Float(raw, exception: false) : nil
-    return value if value && (0.0..1.0).cover?(value)
-
-    raise Invalid, "#{name} must be a number in 0.0..1.0, got #{raw.inspect}"
+    BloatProbe::Setting.number(name.to_s, range: 0.0..1.0, default: default, env: @params)
   end
 
   def ordered_sizes(min_name, max_name, default:, range:)
     min = integer(min_name, default: default.min, range: range)
     max = integer(max_name, default: default.max, range: range)
-    raise Invalid, "#{max_name} (#{max}) must be at least #{min_name} (#{min})" if max < min
+    raise BloatProbe::SettingError, "#{max_name} (#{max}) must be at least #{min_name} (#{min})" if max < min
 
     min..max
   end

@@ -16,6 +16,7 @@ class StringWorkload
     @sizes = sizes
     @keep = keep
     @random = Random.new(seed)
+    @size = BloatProbe::LogUniform.new(sizes, random: @random)
   end
 
   # The most this request can hold at once: every string at its largest.
@@ -25,7 +26,7 @@ class StringWorkload
 
   # Returns the bytes built and the number of strings kept.
   def run
-    built = Array.new(@count) { "x" * log_uniform_size }
+    built = Array.new(@count) { "x" * @size.draw }
     kept, dropped = built.partition { @random.rand < @keep }
     bytes = built.sum(&:bytesize)
     # Freed now, not at some later GC: the request's reservation ends with it.
@@ -33,15 +34,5 @@ class StringWorkload
     # An evicted string was only the cache's: its buffer is freed at once.
     CACHE.push(kept).each(&:clear)
     { strings: built.size, bytes: bytes, kept: kept.size }
-  end
-
-  private
-
-  # Many small strings, a few large buffers (as many between 32 and 64 B as between 16
-  # and 32 KiB), the shape of a web request's allocations.
-  def log_uniform_size
-    low = Math.log(@sizes.min)
-    high = Math.log(@sizes.max + 1)
-    Math.exp(low + @random.rand * (high - low)).to_i.clamp(@sizes.min, @sizes.max)
   end
 end

@@ -4,7 +4,7 @@ require "test_helper"
 
 class BloatTest < ActionDispatch::IntegrationTest
   test "the dashboard routes do not exist unless enabled" do
-    with_switch(:dashboard, false) do
+    with_switch(:dashboard, value: false) do
       with_error_pages do
         get "/bloat/stats.json"
         assert_response :not_found
@@ -68,12 +68,12 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_select "meta[http-equiv=refresh]", 0
       get "/bloat", params: { refresh: "soon" }
       assert_response :unprocessable_entity
-      assert_match(/refresh must be an integer in 0\.\.3600, got "soon"/, response.parsed_body["error"])
+      assert_match(/refresh must be a whole number in 0\.\.3600, got "soon"/, response.parsed_body["error"])
     end
   end
 
   test "the metrics route exists only when enabled" do
-    with_switch(:metrics, false) do
+    with_switch(:metrics, value: false) do
       with_error_pages do
         get "/bloat/metrics"
         assert_response :not_found
@@ -85,7 +85,8 @@ class BloatTest < ActionDispatch::IntegrationTest
     with_switch(:metrics) do
       get "/bloat/metrics"
       assert_response :success
-      assert_equal "text/plain; version=0.0.4; charset=utf-8", response.headers.to_h.transform_keys(&:downcase)["content-type"]
+      assert_equal "text/plain; version=0.0.4; charset=utf-8",
+                   response.headers.to_h.transform_keys(&:downcase)["content-type"]
       assert_match(/^process_resident_memory_bytes \d+$/, response.body)
       assert_match(/^bloat_probe_verdict\{verdict="healthy"\} [01]$/, response.body)
       get "/bloat/metrics", env: { "REMOTE_ADDR" => "192.0.2.7", "HTTP_X_FORWARDED_FOR" => "127.0.0.1" }

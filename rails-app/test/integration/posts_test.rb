@@ -22,7 +22,7 @@ class PostsTest < ActionDispatch::IntegrationTest
   test "a page number out of range gets 422 naming it" do
     get "/posts", params: { page: 0 }
     assert_response :unprocessable_entity
-    assert_equal "page must be an integer in 1..100000, got \"0\"", response.parsed_body["error"]
+    assert_equal "page must be a whole number in 1..100000, got \"0\"", response.parsed_body["error"]
   end
 
   test "the seed is deterministic and its bodies vary in size" do

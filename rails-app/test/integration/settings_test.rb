@@ -5,18 +5,22 @@ require "open3"
 
 # The switches and settings are read once, at boot: each case boots the app in a child.
 class SettingsTest < ActiveSupport::TestCase
-  def boot(env, code = "print Rails.configuration.x.bloat_probe.to_h.slice(:dashboard, :allow_remote, :workload).values.inspect")
+  SWITCHES = "print Rails.configuration.x.bloat_probe.to_h.slice(:dashboard, :allow_remote, :workload).values.inspect"
+
+  def boot(env, code = SWITCHES)
     Open3.capture2e({ "RAILS_ENV" => "production" }.merge(env), "timeout", "--kill-after=5", "60",
                     "bin/rails", "runner", code, chdir: Rails.root.to_s)
   end
 
   test "off means off: 0, false, no and off turn the switches off" do
     %w[0 false no OFF].each do |word|
-      out, status = boot("BLOAT_PROBE_DASHBOARD" => word, "BLOAT_PROBE_ALLOW_REMOTE" => word, "BLOAT_PROBE_WORKLOAD" => word)
+      out, status = boot("BLOAT_PROBE_DASHBOARD" => word, "BLOAT_PROBE_ALLOW_REMOTE" => word,
+                         "BLOAT_PROBE_WORKLOAD" => word)
       assert status.success?, out
       assert_equal "[false, false, false]", out.lines.last, word
     end
-    out, status = boot("BLOAT_PROBE_DASHBOARD" => "1", "BLOAT_PROBE_ALLOW_REMOTE" => "yes", "BLOAT_PROBE_WORKLOAD" => "true")
+    out, status = boot("BLOAT_PROBE_DASHBOARD" => "1", "BLOAT_PROBE_ALLOW_REMOTE" => "yes",
+                       "BLOAT_PROBE_WORKLOAD" => "true")
     assert status.success?, out
     assert_equal "[true, true, true]", out.lines.last
   end
@@ -24,7 +28,8 @@ class SettingsTest < ActiveSupport::TestCase
   test "a value neither on nor off, or out of range, stops the boot naming the variable and the value" do
     {
       { "BLOAT_PROBE_ALLOW_REMOTE" => "maybe" } => /BLOAT_PROBE_ALLOW_REMOTE must be one of 1, .* got "maybe"/,
-      { "BLOAT_PROBE_TRIM_INTERVAL" => "1abc" } => /BLOAT_PROBE_TRIM_INTERVAL must be a number of seconds in 0\.01\.\.86400\.0, got "1abc"/,
+      { "BLOAT_PROBE_TRIM_INTERVAL" => "1abc" } =>
+        /BLOAT_PROBE_TRIM_INTERVAL must be a number of seconds in 0\.01\.\.86400\.0, got "1abc"/,
       { "BLOAT_PROBE_TRIM_INTERVAL" => "1e-300" } => /BLOAT_PROBE_TRIM_INTERVAL .* got "1e-300"/,
       { "BLOAT_PROBE_TRIM_INTERVAL" => "-1" } => /BLOAT_PROBE_TRIM_INTERVAL .* got "-1"/
     }.each do |env, message|

@@ -12,7 +12,7 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
   end
 
   test "workload routes are 404 unless enabled" do
-    with_switch(:workload, false) do
+    with_switch(:workload, value: false) do
       with_error_pages do
         get "/workload/strings"
         assert_response :not_found
@@ -25,14 +25,14 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
   test "bad parameters get 422 with a JSON error naming the value and the range" do
     with_switch(:workload) do
       {
-        "/workload/churn?count=abc" => /count must be an integer in 1\.\.100000, got "abc"/,
-        "/workload/churn?count=0" => /count must be an integer in 1\.\.100000, got "0"/,
+        "/workload/churn?count=abc" => /count must be a whole number in 1\.\.100000, got "abc"/,
+        "/workload/churn?count=0" => /count must be a whole number in 1\.\.100000, got "0"/,
         "/workload/churn?retain=2" => /retain must be a number in 0\.0\.\.1\.0, got "2"/,
         "/workload/churn?min_size=500&max_size=100" => /max_size \(100\) must be at least min_size \(500\)/,
-        "/workload/strings?count=-1" => /count must be an integer in 1\.\.20000/,
+        "/workload/strings?count=-1" => /count must be a whole number in 1\.\.20000/,
         "/workload/strings?keep=x" => /keep must be a number in 0\.0\.\.1\.0/,
-        "/workload/strings?max_size=99999999" => /max_size must be an integer in 1\.\.1048576/,
-        "/workload/churn?count[]=5" => /count must be an integer in 1\.\.100000, got \["5"\]/
+        "/workload/strings?max_size=99999999" => /max_size must be a whole number in 1\.\.1048576/,
+        "/workload/churn?count[]=5" => /count must be a whole number in 1\.\.100000, got an Array of 1 elements/
       }.each do |path, message|
         get path
         assert_response :unprocessable_entity, path

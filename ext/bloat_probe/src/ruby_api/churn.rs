@@ -96,10 +96,11 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 }
 
 /// The most a churn call with these options can hold at once (ChurnSpec::worst_case_bytes),
-/// checked as churn checks them.
+/// each option checked against its bounds as churn checks it. The retain limit is not
+/// applied: the caller may want the figure to refuse the call itself.
 pub fn worst_case_bytes(ruby: &Ruby, args: &[Value]) -> Result<u64, Error> {
     let spec = spec_from(ruby, args)?;
-    spec.validate().map_err(|e| range_error(ruby, e.0))?;
+    spec.check_bounds().map_err(|e| range_error(ruby, e.0))?;
     Ok(spec.worst_case_bytes())
 }
 

@@ -62,7 +62,21 @@ fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<(), RangeEr
 }
 
 impl ChurnSpec {
+    /// Every bound, and what the call could hold at once against the retain limit.
     pub fn validate(&self) -> Result<(), RangeError> {
+        self.check_bounds()?;
+        let transient = self.transient_bytes();
+        let limit = retain_limit() as u64;
+        if transient > limit {
+            return Err(RangeError(format!(
+                "threads × min(window, count) × max_size = {transient} bytes could be held at once, over the retain limit of {limit} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Each option within its bounds.
+    pub fn check_bounds(&self) -> Result<(), RangeError> {
         check_range("count", self.count, 1, MAX_COUNT)?;
         check_range("min_size", self.min_size, 1, MAX_BLOCK_SIZE)?;
         check_range("max_size", self.max_size, self.min_size, MAX_BLOCK_SIZE)?;
@@ -72,13 +86,6 @@ impl ChurnSpec {
         }
         if !(0.0..=1.0).contains(&self.retain) {
             return Err(RangeError(format!("retain must be in 0.0..1.0, got {}", self.retain)));
-        }
-        let transient = self.transient_bytes();
-        let limit = retain_limit() as u64;
-        if transient > limit {
-            return Err(RangeError(format!(
-                "threads × min(window, count) × max_size = {transient} bytes could be held at once, over the retain limit of {limit} bytes"
-            )));
         }
         Ok(())
     }

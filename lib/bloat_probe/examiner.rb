@@ -1,0 +1,131 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # Takes the readings and applies its thresholds to them: a Diagnosis.
+  #
+  # Verdicts, tried in this order:
+  # :arena_fragmentation  glibc holds free memory (resident, not handed back) of at least
+  #                       min_bytes and free_share of RSS, spread over at least
+  #                       spread_arenas arenas that each hold arena_free_bytes or more.
+  # :allocator_retained   the allocator holds as much free memory, but not spread that way:
+  #                       glibc in one or two arenas, or jemalloc's dirty and muzzy pages
+  #                       (resident − allocated).
+  # :ruby_heap            Ruby's object heap (GC.stat pages) is min_bytes and bulk_share of
+  #                       RSS or more.
+  # :live_native          memory malloc'd and in use is min_bytes and bulk_share of RSS or
+  #                       more: a native leak, big buffers, or Ruby strings and arrays
+  #                       (their contents live outside the object heap).
+  # :unmeasured           tcmalloc or mimalloc: bloat_probe cannot read what they hold free.
+  # :healthy              none of these.
+  #
+  # The default thresholds come from `rake bench` (docs/verdict.md): under glibc's
+  # defaults the web mix and the Sidekiq jobs leave about 90% of RSS free, spread over all
+  # 16 arenas with tens of MiB each; MALLOC_ARENA_MAX=2 leaves half of a far smaller RSS
+  # free in its two arenas; a trimmed glibc, or jemalloc after its decay, little that is
+  # still resident. A process under 64 MiB of any of these is healthy.
+  class Examiner
+    THRESHOLDS = {
+      min_bytes: 64 << 20,
+      free_share: 0.25,
+      arena_free_bytes: 8 << 20,
+      spread_arenas: 3,
+      bulk_share: 0.5
+    }.freeze
+
+    # Ruby 3.1 takes its heap pages from malloc (posix_memalign), so they are part of
+    # malloc's in-use bytes; Ruby 3.2+ maps them with mmap.
+    RUBY_HEAP_IN_MALLOC = Gem::Version.new(RUBY_VERSION) < Gem::Version.new("3.2")
+
+    # What a verdict stands on, worked out from the readings: nil where the allocator
+    # cannot tell (glibc's spread and trim estimate, under jemalloc).
+    Figures = Struct.new(:malloc_in_use, :free, :trimmable, :arenas_holding_free, :ruby_heap, keyword_init: true)
+
+    # The thresholds with overrides applied, checked: an unknown name or a bad value raises.
+    def self.check_thresholds(overrides)
+      raise TypeError, "thresholds must be a Hash, got #{BloatProbe.excerpt(overrides)}" unless overrides.is_a?(Hash)
+
+      overrides.each do |name, value|
+        unless THRESHOLDS.key?(name)
+          raise ArgumentError, "unknown threshold #{name.inspect}; known: #{THRESHOLDS.keys.join(", ")}"
+        end
+
+        share = name.to_s.end_with?("_share")
+        BloatProbe.check_number("threshold #{name}", value, share ? (0.0..1.0) : (1..(1 << 50)),
+                                share ? Numeric : Integer)
+      end
+      THRESHOLDS.merge(overrides).freeze
+    end
+
+    attr_reader :thresholds
+
+    # thresholds: any of THRESHOLDS to override; an unknown name or a bad value raises.
+    def initialize(thresholds: {})
+      @thresholds = self.class.check_thresholds(thresholds)
+    end
+
+    def diagnosis
+      stats = BloatProbe.arena_stats
+      memory = BloatProbe.memory(detail: true)
+      figures = figures_for(stats, memory)
+      verdict = verdict_for(figures, memory.rss)
+      Diagnosis.from_h(
+        verdict: verdict, allocator: "#{stats.allocator} #{stats.allocator_version}", rss: memory.rss,
+        pss: memory.pss, uss: memory.uss, **figures.to_h, arena_count: stats.arena_count, taken_at: Time.now.to_f,
+        explanation: Advice.explanation(verdict, figures, memory.rss, thresholds),
+        remedies: Advice.remedies(verdict, figures, stats)
+      )
+    end
+
+    private
+
+    # Under glibc the arenas' figures; elsewhere only what the allocator tells (jemalloc's,
+    # or none).
+    def figures_for(stats, memory)
+      ruby_heap = ruby_heap_bytes
+      figures = if stats.glibc?
+                  glibc_figures(stats, memory)
+                else
+                  { malloc_in_use: stats.malloc_in_use, free: stats.malloc_free }
+                end
+      in_use = figures[:malloc_in_use]
+      in_use -= ruby_heap if RUBY_HEAP_IN_MALLOC && in_use
+      Figures.new(trimmable: nil, arenas_holding_free: nil, **figures, malloc_in_use: in_use, ruby_heap: ruby_heap)
+    end
+
+    # Free chunks count as free even where malloc_trim or glibc already gave their pages
+    # back, so what is free and still resident is at most the arenas' resident bytes
+    # minus what is in use.
+    def glibc_figures(stats, memory)
+      resident_free = [memory.arena_resident - stats.in_use, 0].max
+      {
+        malloc_in_use: stats.malloc_in_use,
+        free: [stats.free, resident_free].min,
+        trimmable: [stats.arenas.sum(&:trimmable), resident_free].min,
+        arenas_holding_free: stats.arenas.count { |arena| arena.free >= thresholds[:arena_free_bytes] }
+      }
+    end
+
+    def ruby_heap_bytes
+      GC.stat(:heap_allocated_pages) * GC::INTERNAL_CONSTANTS.fetch(:HEAP_PAGE_SIZE)
+    end
+
+    def verdict_for(figures, rss)
+      free = figures.free
+      if free && significant?(free, :free_share, rss)
+        spread = figures.arenas_holding_free
+        return spread && spread >= thresholds[:spread_arenas] ? :arena_fragmentation : :allocator_retained
+      end
+      return :ruby_heap if significant?(figures.ruby_heap, :bulk_share, rss)
+      return :unmeasured if free.nil?
+      return :live_native if significant?(figures.malloc_in_use, :bulk_share, rss)
+
+      :healthy
+    end
+
+    # At least min_bytes, and at least that share of RSS: a small process is healthy
+    # whatever its proportions.
+    def significant?(bytes, share, rss)
+      bytes >= thresholds[:min_bytes] && bytes >= thresholds[share] * rss
+    end
+  end
+end

@@ -1,0 +1,39 @@
+# frozen_string_literal: true
+
+require "json"
+
+module BloatProbe
+  # This process's memory as one JSON document: which process answered, its arena stats,
+  # memory and diagnosis, its Trimmer's counts and a GC.stat summary. rails-app's
+  # /bloat/stats.json and the bench's Sidekiq probe job write it with .take; the bench and
+  # the tests read it back with .parse, as values again.
+  StatsDocument = Struct.new(:process, :arena_stats, :memory, :diagnosis, :trimmer, :gc, keyword_init: true)
+
+  class StatsDocument
+    GC_FIELDS = %i[count minor_gc_count major_gc_count heap_live_slots heap_free_slots total_allocated_objects
+                   malloc_increase_bytes oldmalloc_increase_bytes].freeze
+
+    # process: more about the process (rails-app adds its Puma worker's index).
+    def self.take(probe: BloatProbe.probe, process: {})
+      yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
+      new(process: { pid: Process.pid, ruby: RUBY_VERSION, yjit: yjit, **process },
+          arena_stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true), diagnosis: BloatProbe.diagnose,
+          trimmer: probe.trimmer&.to_h, gc: GC.stat.slice(*GC_FIELDS))
+    end
+
+    def self.parse(text)
+      hash = JSON.parse(text, symbolize_names: true)
+      new(**hash, arena_stats: ArenaStats.from_json_h(hash.fetch(:arena_stats)),
+                  memory: Memory.from_json_h(hash.fetch(:memory)),
+                  diagnosis: Diagnosis.from_json_h(hash.fetch(:diagnosis)))
+    end
+
+    def to_h
+      super.merge(arena_stats: arena_stats.to_h, memory: memory.to_h, diagnosis: diagnosis.to_h)
+    end
+
+    def to_json(*args)
+      to_h.to_json(*args)
+    end
+  end
+end

@@ -9,9 +9,7 @@ require "etc"
 require "time"
 require_relative "allocator_bench/settings"
 require_relative "allocator_bench/runner"
-require_relative "allocator_bench/report"
-require_relative "allocator_bench/svg_chart"
-require_relative "allocator_bench/tradeoff_chart"
+require_relative "allocator_bench/outputs"
 
 module AllocatorBench
   def self.main
@@ -22,21 +20,21 @@ module AllocatorBench
     warn "rake bench: #{"preset #{settings.preset}: " if settings.preset}#{settings.configs.map(&:name).join(", ")}; " \
          "#{workload.describe}; idle tail #{settings.idle} s, repeat #{settings.repeat}"
     runs = runner.run
-    report = Report.new(runs, settings.to_h.merge(host: host, date: Time.now.utc.iso8601, workload: workload.describe),
+    machine = { cores: Etc.nprocessors, ruby: RUBY_DESCRIPTION, glibc: BloatProbe.allocator.version }
+    report = Report.new(runs, settings.to_h.merge(host: host, date: Time.now.utc.iso8601, workload: workload.describe,
+                                                  machine: machine),
                         rate: workload.rate)
     base = File.join(settings.results_dir, "bench-#{"#{workload.name}-" unless workload.name == "web"}#{runner.stamp}")
-    report.write_json("#{base}.json")
-    subject = "#{workload.process} (#{Time.now.utc.strftime("%Y-%m-%d")}, #{host})"
-    File.write("#{base}.svg", SvgChart.new(runs, title: "RSS of #{subject}").to_s)
-    File.write("#{base}-tradeoff.svg",
-               TradeoffChart.new(report.rows, title: "Memory against speed: #{subject}", rate: workload.rate).to_s)
+    files = Outputs.write(report, base: base)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *report.findings
     width = settings.configs.map { |config| config.name.size }.max
     puts "", "Workload: #{workload.describe}.",
          *settings.configs.map { |config| format("%-#{width}s  %s", config.name, config.summary) }
     terminal_plot(runs) if settings.plot
-    puts "", "JSON: #{base}.json", "SVG:  #{base}.svg", "      #{base}-tradeoff.svg (RSS after idle against speed)",
+    puts "", "Report: #{files[:html]} (the table, the findings and both charts on one page)",
+         "JSON:   #{files[:json]}", "SVG:    #{files[:timeline]}",
+         "        #{files[:tradeoff]} (RSS after idle against speed)",
          format("Wall time: %dm%02ds", *runner.elapsed.divmod(60))
   rescue ArgumentError => e
     abort "rake bench: #{e.message}"

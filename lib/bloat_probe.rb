@@ -21,6 +21,7 @@ rescue LoadError
   # RubyGems' cargo builder installs it at the root of the gem's extension directory.
   require "bloat_probe.so"
 end
+require_relative "bloat_probe/format"
 require_relative "bloat_probe/readings"
 require_relative "bloat_probe/log_uniform"
 require_relative "bloat_probe/periodic"

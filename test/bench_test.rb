@@ -16,13 +16,15 @@ class BenchTest < Minitest::Test
       "MIX" => "posts:1,strings:3,churn:1", "PLOT" => "1" }
   end
 
-  def test_a_small_run_writes_a_full_table_json_and_svg
+  def test_a_small_run_writes_a_full_table_json_svg_and_html_report
     Dir.mktmpdir("bloat_probe-bench") do |results|
       out, err, status = Open3.capture3(bench_env(results), "timeout", "--kill-after=5", "300", RbConfig.ruby, SCRIPT,
                                         chdir: ROOT)
       assert status.success?, "bench failed:\n#{err}\n#{out}"
-      json_path = out[/^JSON: (\S+)/, 1]
-      svg_path = out[/^SVG:  (\S+)/, 1]
+      json_path = out[/^JSON: +(\S+)/, 1]
+      svg_path = out[/^SVG: +(\S+)/, 1]
+      html = File.read(out[/^Report: (\S+)/, 1])
+      assert_equal %w[glibc arena2], html.scan(/<tr data-config="([^"]+)"/).flatten.uniq
       report = JSON.parse(File.read(json_path), symbolize_names: true)
       rows = report[:rows].to_h { |row| [row[:config], row] }
       assert_equal %w[glibc arena2], rows.keys
@@ -36,16 +38,18 @@ class BenchTest < Minitest::Test
       assert_operator rows["arena2"][:arena_count], :<=, 2
       svg = REXML::Document.new(File.read(svg_path))
       assert_equal "svg", svg.root.name
-      assert_equal 2, REXML::XPath.match(svg, "//polyline").size
+      assert_equal 2, REXML::XPath.match(svg, "//polyline[@class='median']").size
       tradeoff = REXML::Document.new(File.read(svg_path.sub(/\.svg\z/, "-tradeoff.svg")))
-      points = REXML::XPath.match(tradeoff, "//circle[@class='point']")
+      points = REXML::XPath.match(tradeoff, "//*[@class='marker']")
       assert_equal %w[glibc arena2 glibc arena2], points.map { |point| point.elements["title"].text },
                    "one point per configuration in each panel"
-      glibc_y, arena2_y = points.first(2).map { |point| point.attributes["cy"].to_f }
+      glibc_y, arena2_y = points.first(2).map do |point|
+        point.attributes["cy"]&.to_f || (point.attributes["y"].to_f + (point.attributes["height"].to_f / 2))
+      end
       assert_operator glibc_y, :<, arena2_y, "glibc's larger RSS after idle is drawn higher"
       assert_match(/^glibc +\d+/, out)
       assert_match(/^arena2 +\d+/, out)
-      plot = out[/RSS \(MB\) over seconds.*?(?=^JSON:)/m]
+      plot = out[/RSS \(MB\) over seconds.*?(?=^Report:)/m]
       assert plot, "the terminal plot is drawn:\n#{out}"
       assert_match(/[\u2801-\u28ff]/, plot, "braille dots of the lines")
       assert_match(/glibc/, plot)
@@ -121,7 +125,7 @@ class BenchTest < Minitest::Test
         env = bench_env(results).merge("CONFIGS" => "glibc", "IDLE" => "1", "PLOT" => "0").merge(env)
         out, status = Open3.capture2e(env, "timeout", "--kill-after=5", "120", RbConfig.ruby, SCRIPT, chdir: ROOT)
         assert status.success?, "#{env}: #{out}"
-        report = JSON.parse(File.read(out[/^JSON: (\S+)/, 1]), symbolize_names: true)
+        report = JSON.parse(File.read(out[/^JSON: +(\S+)/, 1]), symbolize_names: true)
         assert_operator report[:rows].first[:rps], :>, 0, env.inspect
       end
     end

@@ -22,7 +22,7 @@ class SidekiqBenchTest < Minitest::Test
       out, err, status = Open3.capture3(bench_env(results), "timeout", "--kill-after=5", "300", RbConfig.ruby, SCRIPT,
                                         chdir: ROOT)
       assert status.success?, "bench failed:\n#{err}\n#{out}"
-      report = JSON.parse(File.read(out[/^JSON: (\S+)/, 1]), symbolize_names: true)
+      report = JSON.parse(File.read(out[/^JSON: +(\S+)/, 1]), symbolize_names: true)
       assert_equal(%w[glibc arena2], report[:rows].map { |row| row[:config] })
       report[:runs].each do |run|
         assert_equal JOBS, run[:requests], "#{run[:config]}: every job recorded its time"

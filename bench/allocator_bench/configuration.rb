@@ -7,6 +7,28 @@ module AllocatorBench
 
   Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true)
 
+  # How a configuration is drawn, the same in every chart, the report and the README: a
+  # colour of its own (Okabe and Ito's colour-blind-safe eight, then three of Paul Tol's
+  # muted set), and a dash and a marker, so that no two are told apart by colour alone.
+  Look = Struct.new(:colour, :dash, :marker)
+
+  class Look
+    SOLID = ""
+    DASHED = "7 4"
+    DOTTED = "2 3"
+    DASH_DOT = "8 3 2 3"
+    MARKERS = %i[circle square triangle diamond triangle_down cross].freeze
+    # For a configuration that has no look of its own (a test's): greys, told apart by dash
+    # and marker, picked by the name so that it is the same in every chart.
+    SPARE_COLOURS = %w[#555555 #888888 #333333].freeze
+
+    def self.spare(name)
+      index = name.each_byte.sum
+      new(SPARE_COLOURS[index % SPARE_COLOURS.size], [DASH_DOT, DASHED, DOTTED][index % 3],
+          MARKERS[index % MARKERS.size])
+    end
+  end
+
   class Configuration
     # The six a default run compares, then the settings people copy (CONFIGS=all).
     DEFAULT = %w[glibc arena2 jemalloc trim tcmalloc mimalloc].freeze
@@ -67,6 +89,25 @@ module AllocatorBench
       return nil unless library
 
       Array(library).product(LIBRARY_DIRS).map { |name, dir| File.join(dir, name) }.find { |path| File.exist?(path) }
+    end
+
+    LOOKS = {
+      "glibc" => Look.new("#000000", Look::SOLID, :circle),
+      "arena2" => Look.new("#0072B2", Look::SOLID, :square),
+      "jemalloc" => Look.new("#009E73", Look::SOLID, :triangle),
+      "trim" => Look.new("#CC79A7", Look::SOLID, :diamond),
+      "tcmalloc" => Look.new("#E69F00", Look::SOLID, :triangle_down),
+      "mimalloc" => Look.new("#D55E00", Look::SOLID, :cross),
+      "jemalloc-tuned" => Look.new("#117733", Look::DASHED, :triangle),
+      "jemalloc-bg" => Look.new("#44AA99", Look::DOTTED, :triangle),
+      "arena4" => Look.new("#56B4E9", Look::DASHED, :square),
+      "yjit" => Look.new("#882255", Look::DASHED, :circle),
+      "mmap-fixed" => Look.new("#999933", Look::DOTTED, :circle)
+    }.freeze
+
+    # The look of a configuration by name, whether it is one of these or not.
+    def self.look(name)
+      LOOKS.fetch(name) { Look.spare(name) }
     end
 
     # Why this configuration cannot run here, or nil.

@@ -31,8 +31,9 @@ module AllocatorBench
   # Sizes in bytes, latency in ms, throughput per second. The arena figures are glibc's,
   # nil under another allocator; samples are { t:, rss:, phase: } every sample interval.
   Measured = Struct.new(:config, :round, :server_pid, :redis_pid, :rss_start, :rss_end_of_load, :rss_after_idle,
-                        :rss_peak, :rps, :p50_ms, :p99_ms, :requests, :errors, :allocator, :verdict, :arena_count,
-                        :in_use, :free, :rss_per_in_use, :arenas, :trimmer, :samples, keyword_init: true)
+                        :rss_peak, :rps, :p50_ms, :p99_ms, :requests, :errors, :allocator, :allocator_version,
+                        :verdict, :arena_count, :in_use, :free, :rss_per_in_use, :arenas, :trimmer, :samples,
+                        keyword_init: true)
 
   class Measured
     def measured? = true

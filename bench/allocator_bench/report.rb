@@ -10,7 +10,16 @@ module AllocatorBench
       rss_start: "RSS start", rss_peak: "RSS peak", rss_end_of_load: "RSS end", rss_after_idle: "RSS idle"
     }.freeze
 
-    attr_reader :rows
+    attr_reader :rows, :runs, :settings, :rate
+
+    # A report as its JSON has it (a run's, or a published one under docs/): its runs and
+    # settings; the rows and findings are worked out again from the runs.
+    def self.from_h(hash)
+      settings = hash.fetch(:settings)
+      # Reports before 2026-11-30 named no rate: a Sidekiq run's workload says so.
+      rate = settings[:rate] || (settings[:workload].to_s.include?("Sidekiq") ? "jobs/s" : "req/s")
+      new(hash.fetch(:runs).map { |run| Run.from_h(run) }, settings, rate: rate)
+    end
 
     # runs: the run records (Measured, Skipped, Failed); rate: what the throughput
     # counts, "req/s" or "jobs/s".
@@ -22,6 +31,12 @@ module AllocatorBench
     end
 
     def table
+      "#{render(*table_cells)}\n#{ratio_table}"
+    end
+
+    # The table as text cells: headers, then one row per configuration (two cells for one
+    # that was skipped or failed).
+    def table_cells
       headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use",
                  "verdict"]
       body = @rows.map do |row|
@@ -33,18 +48,24 @@ module AllocatorBench
          fmt(row, :arena_count, "%d"), fmt(row, :in_use, :mb), fmt(row, :free, :mb), fmt(row, :rss_per_in_use, "%.1f"),
          verdicts(row)]
       end
-      "#{render(headers, body)}\n#{ratio_table}"
+      [headers, body]
     end
 
     def ratio_table
+      cells = ratio_cells
+      cells ? render(*cells) : "(no glibc row: no ratios)\n"
+    end
+
+    # Each measured configuration's figures as a ratio to glibc's, or nil without glibc.
+    def ratio_cells
       base = measured_rows.find { |row| row.config == "glibc" }
-      return "(no glibc row: no ratios)\n" unless base
+      return unless base
 
       headers = ["× glibc", *MEMORY_COLUMNS.values, "in use", "free", @rate]
       body = measured_rows.map do |row|
         [row.config, *(MEMORY_COLUMNS.keys + %i[in_use free rps]).map { |key| ratio(row, base, key) }]
       end
-      render(headers, body)
+      [headers, body]
     end
 
     # Two or three sentences that say what this run showed, each from figures it measured;
@@ -60,7 +81,7 @@ module AllocatorBench
     end
 
     def to_h
-      { settings: @settings, findings: findings, rows: @rows.map(&:to_h), runs: @runs.map(&:to_h) }
+      { settings: @settings.merge(rate: @rate), findings: findings, rows: @rows.map(&:to_h), runs: @runs.map(&:to_h) }
     end
 
     def write_json(path)

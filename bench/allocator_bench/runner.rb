@@ -106,7 +106,8 @@ module AllocatorBench
     # The server's arenas and verdict after the idle tail (a BloatProbe::StatsDocument).
     def arena_figures(stats)
       arenas = stats.arena_stats
-      figures = { allocator: arenas.allocator.to_s, verdict: stats.diagnosis.verdict.to_s }
+      figures = { allocator: arenas.allocator.to_s, allocator_version: arenas.allocator_version,
+                  verdict: stats.diagnosis.verdict.to_s }
       return figures unless arenas.glibc?
 
       figures.merge(arena_count: arenas.arena_count, in_use: arenas.in_use, free: arenas.free,

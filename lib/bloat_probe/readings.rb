@@ -1,27 +1,6 @@
 # frozen_string_literal: true
 
 module BloatProbe
-  # Human formatting, used only where a person reads the figures (inspect, tables).
-  module Format
-    UNITS = %w[B KiB MiB GiB TiB].freeze
-
-    def self.bytes(count)
-      return "-" if count.nil?
-
-      scaled = count.to_f
-      unit = 0
-      while scaled.abs >= 1024 && unit < UNITS.size - 1
-        scaled /= 1024
-        unit += 1
-      end
-      if unit.zero?
-        "#{count} B"
-      else
-        format("%.#{scaled.abs < 10 ? 1 : 0}f %s", scaled, UNITS[unit])
-      end
-    end
-  end
-
   # A reading: a frozen Struct whose inspect shows sizes readably. Byte fields stay
   # Integers; only inspect formats them. The native layer's readings are made from the
   # schemas it declares (Native::SCHEMAS: each field, its unit, its nested reading), so a

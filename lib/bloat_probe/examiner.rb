@@ -63,9 +63,9 @@ module BloatProbe
       @thresholds = self.class.check_thresholds(thresholds)
     end
 
-    def diagnosis
-      stats = BloatProbe.arena_stats
-      memory = BloatProbe.memory(detail: true)
+    # From fresh readings, or from the ones given (the dashboard shows the diagnosis of the
+    # very readings it shows): memory must have been read with detail: true.
+    def diagnosis(stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true))
       figures = figures_for(stats, memory)
       verdict = verdict_for(figures, memory.rss)
       Diagnosis.from_h(

@@ -31,7 +31,11 @@ Puma::Plugin.create do
     if launcher.options[:workers].to_i.positive?
       start_in_workers(launcher, probe, interval, log)
     else
-      probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
+      # Once the app has booted: a first diagnosis before Rails loads would report a
+      # process a tenth of its working size.
+      launcher.events.on_booted do
+        probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
+      end
     end
     launcher.events.on_stopped do
       probe.reporter&.stop

@@ -8,12 +8,14 @@ class BloatController < ApplicationController
   # GET /bloat?refresh=2: the page reloads itself every `refresh` seconds; 0 holds it still.
   def show
     @refresh = query_params.integer(:refresh, default: 2, range: 0..3600)
-    # Viewing changes nothing: the chart is the Reporter's history (config/puma.rb).
+    # One sample for the whole page: the verdict is the diagnosis of the very figures the
+    # table and the arenas show. Viewing records nothing: the chart is the Reporter's
+    # history (config/puma.rb).
     recorder = BloatProbe.probe.recorder
-    @stats, = recorder.sample(record: false)
+    @stats = BloatProbe.arena_stats
     @memory = BloatProbe.memory(detail: true)
+    @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory)
     @history = recorder.history
-    @diagnosis = recorder.diagnosis
   end
 
   def stats

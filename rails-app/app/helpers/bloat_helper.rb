@@ -1,31 +1,58 @@
 # frozen_string_literal: true
 
 module BloatHelper
-  CHART_WIDTH = 640
-  CHART_HEIGHT = 200
-  SERIES = { rss: "RSS", malloc_in_use: "in use", free: "free" }.freeze
+  CHART = { width: 640, height: 220, left: 64, right: 12, top: 10, bottom: 34 }.freeze
+  # Each series: its label, and its class (the CSS gives each its colour and dash).
+  SERIES = { rss: %w[RSS rss], malloc_in_use: ["in use", "in-use"], free: %w[free free] }.freeze
 
-  # RSS, in use and free over the Recorder's history, as an inline SVG: no asset from
-  # outside the app. One polyline per figure; time runs left to right.
+  # RSS, in use and free over the Recorder's history, as an inline SVG (no asset from
+  # outside the app): sizes in MiB up the left, clock times along the bottom.
   def memory_chart(history)
-    return tag.p("No samples yet.", id: "memory-chart-empty") if history.size < 2
+    return tag.p("No samples yet: the Reporter adds one each interval.", id: "memory-chart-empty") if history.size < 2
 
     first = history.first.time
-    last = history.last.time
-    span = [last - first, 1e-9].max
-    top = [history.map { |s| SERIES.keys.map { |key| s[key] || 0 }.max }.max, 1].max
-    lines = SERIES.map do |key, label|
+    span = [history.last.time - first, 1e-9].max
+    top = BloatProbe::Format.ticks(history.map { |s| SERIES.keys.map { |key| s[key] || 0 }.max }.max / 1_048_576.0)
+    x = ->(time) { CHART[:left] + ((time - first) / span * plot_width) }
+    y = ->(mib) { CHART[:top] + plot_height - (mib / top.last.to_f * plot_height) }
+    lines = SERIES.map do |key, (label, css)|
       points = history.filter_map do |sample|
-        next if sample[key].nil?
-
-        x = (sample.time - first) / span * CHART_WIDTH
-        y = CHART_HEIGHT - sample[key].fdiv(top) * CHART_HEIGHT
-        format("%.1f,%.1f", x, y)
+        format("%.1f,%.1f", x.call(sample.time), y.call(sample[key] / 1_048_576.0)) if sample[key]
       end
-      tag.polyline(points: points.join(" "), class: "series #{key.to_s.dasherize}", "data-label": label)
+      tag.polyline(points: points.join(" "), class: "series #{css}", "data-label": label)
     end
-    label = "RSS, in use and free over the last #{span.round} s, up to #{BloatProbe::Format.bytes(top)}"
-    tag.svg(safe_join(lines), id: "memory-chart", viewBox: "0 0 #{CHART_WIDTH} #{CHART_HEIGHT}",
-                              width: CHART_WIDTH, height: CHART_HEIGHT, role: "img", "aria-label": label)
+    label = "RSS, in use and free from #{Time.at(first).strftime("%H:%M:%S")} for #{span.round} s, " \
+            "up to #{top.last} MiB"
+    tag.svg(safe_join([*chart_axes(top, first, span, y), *lines]), id: "memory-chart",
+                                                                   viewBox: "0 0 #{CHART[:width]} #{CHART[:height]}",
+                                                                   width: CHART[:width], height: CHART[:height],
+                                                                   role: "img", "aria-label": label)
+  end
+
+  private
+
+  def plot_width = CHART[:width] - CHART[:left] - CHART[:right]
+
+  def plot_height = CHART[:height] - CHART[:top] - CHART[:bottom]
+
+  # Gridlines at round MiB, a tick at round seconds labelled with the clock time.
+  def chart_axes(top, first, span, y)
+    bottom = CHART[:top] + plot_height
+    grid = top.flat_map do |mib|
+      [tag.line(x1: CHART[:left], y1: y.call(mib), x2: CHART[:width] - CHART[:right], y2: y.call(mib), class: "grid"),
+       tag.text(mib, x: CHART[:left] - 6, y: y.call(mib) + 4, "text-anchor": "end", class: "tick y")]
+    end
+    # Whole seconds only: a clock time shows no fraction.
+    times = BloatProbe::Format.ticks(span, count: 4).select { |seconds| seconds <= span && seconds == seconds.to_i }
+    grid += times.map do |seconds|
+      tag.text(Time.at(first + seconds).strftime("%H:%M:%S"),
+               x: CHART[:left] + (seconds / span * plot_width), y: bottom + 16, "text-anchor": "middle",
+               class: "tick x")
+    end
+    grid + [tag.text("MiB", x: 12, y: CHART[:top] + 12, class: "unit"),
+            tag.text("time (this server's clock)", x: CHART[:left] + (plot_width / 2), y: CHART[:height] - 2,
+                                                   "text-anchor": "middle", class: "unit"),
+            tag.line(x1: CHART[:left], y1: bottom, x2: CHART[:width] - CHART[:right], y2: bottom, class: "axis"),
+            tag.line(x1: CHART[:left], y1: CHART[:top], x2: CHART[:left], y2: bottom, class: "axis")]
   end
 end

@@ -3,6 +3,8 @@
 require "application_system_test_case"
 
 class DashboardTest < ApplicationSystemTestCase
+  MiB = 1 << 20
+
   test "the dashboard draws one bar per arena, with the figures" do
     with_switch(:dashboard) do
       # Held still: a reload in the middle of the assertions would leave them stale elements.
@@ -18,12 +20,39 @@ class DashboardTest < ApplicationSystemTestCase
       assert_selector ".arena .figures", text: /in use, .* free of/
       assert_selector "#verdict", text: /\A(Healthy|Live native|Ruby heap|Arena fragmentation|Allocator retained)\z/
       assert_selector "#explanation", text: /RSS|allocator/
-      # The chart draws the Reporter's samples (config/puma.rb): taken here as it would.
-      2.times { BloatProbe.probe.recorder.sample }
+    end
+  end
+
+  # After a load that leaves glibc's arenas holding freed memory, the verdict and the
+  # figures beside it come from one sample and say the same thing; the chart has its axes
+  # and each of its three series is drawn.
+  test "after a load the verdict agrees with the free memory shown beside it" do
+    kept = Array.new(8) do |seed|
+      Thread.new { BloatProbe.churn(count: 20_000, window: 20_000, retain: 0.01, seed: seed) }
+    end.map(&:value)
+    with_switch(:dashboard) do
+      recorder = BloatProbe.probe.recorder
+      3.times { recorder.sample } # what the Reporter does each interval under Puma
       visit "/bloat?refresh=0"
-      points = find("#memory-chart polyline.rss", visible: :all)[:points].split
-      assert_operator points.size, :>=, 2
+      free = Integer(find("#free-resident")["data-bytes"])
+      rss = Integer(find("#rss")["data-bytes"])
+      assert_operator free, :>=, 64 * MiB, "the load left freed memory with the arenas"
+      assert_operator free, :>=, rss / 4
+      assert_includes ["Arena fragmentation", "Allocator retained"], find("#verdict").text,
+                      "free #{free / MiB} MiB of RSS #{rss / MiB} MiB"
+      assert_selector "#explanation", text: /free/
+      %w[rss in-use free].each do |series|
+        points = find("#memory-chart polyline.#{series}", visible: :all)[:points].split
+        assert_equal 3, points.size, series
+        stroke = evaluate_script("getComputedStyle(document.querySelector('#memory-chart polyline.#{series}')).stroke")
+        refute_includes ["none", ""], stroke, "#{series} is drawn"
+      end
+      assert_selector "#memory-chart text.tick.y", minimum: 2
+      assert_selector "#memory-chart text.tick.x", text: /\A\d\d:\d\d:\d\d\z/, minimum: 1
+      assert_selector "#memory-chart text.unit", text: "MiB"
       page.save_screenshot(Rails.root.join("tmp/screenshots/dashboard.png").to_s)
     end
+  ensure
+    kept&.each(&:release)
   end
 end

@@ -90,6 +90,14 @@ module BloatProbe
       JemallocStats.from_h(Native.bundled_jemalloc_stats)
     end
 
+    # The glibc arena this thread allocates from: its index (malloc_info's), current and
+    # highest system bytes and attached threads, read in about a microsecond from glibc's
+    # own structures once their layout has been checked against malloc_info. Where that
+    # cannot be done truthfully, available is false and reason says why.
+    def thread_arena
+      ThreadArena.from_h(Native.thread_arena)
+    end
+
     # malloc_trim(pad): hands free pages of every arena back to the system.
     def trim(pad = 0)
       TrimResult.from_h(Native.trim(pad))

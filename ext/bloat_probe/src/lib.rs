@@ -12,6 +12,7 @@ pub mod panic_boundary;
 pub mod parse_error;
 pub mod procfs;
 pub mod schema;
+pub mod thread_arena;
 pub mod workload;
 
 #[cfg(feature = "ruby")]

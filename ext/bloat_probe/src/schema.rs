@@ -177,7 +177,7 @@ macro_rules! reading {
 }
 
 /// Every reading Ruby sees, nested ones included.
-pub fn all() -> [&'static Schema; 10] {
+pub fn all() -> [&'static Schema; 11] {
     [
         &crate::glibc::Mallinfo::SCHEMA,
         &crate::glibc::TrimResult::SCHEMA,
@@ -189,6 +189,7 @@ pub fn all() -> [&'static Schema; 10] {
         &crate::malloc_stats::MallocStats::SCHEMA,
         &crate::malloc_stats::ArenaLine::SCHEMA,
         &crate::workload::ChurnResult::SCHEMA,
+        &crate::thread_arena::ThreadArena::SCHEMA,
     ]
 }
 

@@ -1,0 +1,353 @@
+//! Which glibc arena the calling thread allocates from, and that arena's current and
+//! highest system bytes and attached threads, without malloc_info (which walks every free
+//! chunk: hundreds of µs when the arenas are fragmented).
+//!
+//! It reads glibc's internal layout (malloc/malloc.c and arena.c, 2.26 through 2.41): a
+//! chunk's size word sits just before the pointer malloc returns, with bit 0x4
+//! (NON_MAIN_ARENA) set when the chunk belongs to a non-main arena; a non-main arena's
+//! heaps are aligned to HEAP_MAX_SIZE (64 MiB on 64-bit) and each begins with `ar_ptr`, its
+//! arena; `struct malloc_state` ends with `next`, `next_free`, `attached_threads`,
+//! `system_mem` and `max_system_mem`. Internal layouts change without notice, so the
+//! layout is checked once per process against malloc_info: the arenas met by following
+//! `next` must carry, in order, the system figures malloc_info prints for each heap. Until
+//! that check has passed, nothing is read at a guessed address: the walk reads through a
+//! pipe, where a wrong address fails with EFAULT instead of crashing.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use crate::allocator::{Allocator, Kind};
+use crate::glibc;
+use crate::malloc_info;
+use crate::reading;
+use crate::schema::Unit::{Bytes, Count, Flag, Text};
+
+/// Where glibc keeps what this module reads, in bytes (x86_64 and aarch64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    heap_max_size: usize,
+    next: usize,
+    attached_threads: usize,
+    system_mem: usize,
+    max_system_mem: usize,
+}
+
+const GLIBC: Layout =
+    Layout { heap_max_size: 64 << 20, next: 2160, attached_threads: 2176, system_mem: 2184, max_system_mem: 2192 };
+const SIZE_WORD: usize = std::mem::size_of::<usize>();
+const NON_MAIN_ARENA: usize = 0x4;
+/// Larger than any block glibc's per-thread cache (tcache) holds (1032 bytes by default),
+/// which would hand out a block freed here but taken from another thread's arena.
+const PROBE_BYTES: usize = 4200;
+/// More arenas than glibc ever makes (8 × 1024 cores): a longer walk has lost its way.
+const MAX_ARENAS: usize = 8192;
+/// Tries at a check while other threads keep changing the arenas under it.
+const CHECK_TRIES: usize = 5;
+
+reading! {
+    /// The calling thread's arena. `available` is false, with the reason, where it cannot
+    /// be read truthfully (another allocator, another layout); the figures are then nil.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ThreadArena as "ThreadArena" {
+        available: bool => Flag,
+        reason: Option<String> => Text,
+        index: Option<u64> => Count,
+        system: Option<u64> => Bytes,
+        system_max: Option<u64> => Bytes,
+        attached_threads: Option<u64> => Count,
+    }
+}
+
+impl ThreadArena {
+    fn unavailable(reason: impl Into<String>) -> Self {
+        ThreadArena {
+            available: false,
+            reason: Some(reason.into()),
+            index: None,
+            system: None,
+            system_max: None,
+            attached_threads: None,
+        }
+    }
+}
+
+/// What the check found: every arena's address in malloc_info's order (the main arena
+/// first), or why the layout cannot be trusted.
+enum Known {
+    Unchecked,
+    Arenas(Vec<usize>),
+    Refused(String),
+}
+
+static KNOWN: Mutex<Known> = Mutex::new(Known::Unchecked);
+
+/// The calling thread's arena, read as described above. `live` is the process's allocator.
+pub fn read(live: &Allocator) -> ThreadArena {
+    if live.name != Kind::Glibc {
+        return ThreadArena::unavailable(format!("{live} serves this process, not glibc's arenas"));
+    }
+    let Some(own) = own_arena() else {
+        return ThreadArena::unavailable("malloc returned NULL");
+    };
+    let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let index = match (&*known, own) {
+        (Known::Refused(reason), _) => return ThreadArena::unavailable(reason.clone()),
+        (Known::Arenas(arenas), Own::NonMain(address)) => arenas.iter().position(|&a| a == address),
+        (Known::Arenas(arenas), Own::Main) => (!arenas.is_empty()).then_some(0),
+        (Known::Unchecked, _) => None,
+    };
+    let index = match index {
+        Some(index) => index,
+        // First use, or an arena made since the last check: check (again).
+        None => match check(own) {
+            Ok(arenas) => {
+                let found = match own {
+                    Own::NonMain(address) => arenas.iter().position(|&a| a == address),
+                    Own::Main => Some(0),
+                };
+                *known = Known::Arenas(arenas);
+                match found {
+                    Some(index) => index,
+                    None => return ThreadArena::unavailable("this thread's arena is not in glibc's list of arenas"),
+                }
+            }
+            Err(Failure::Layout(reason)) => {
+                *known = Known::Refused(reason.clone());
+                return ThreadArena::unavailable(reason);
+            }
+            Err(Failure::NotYet(reason)) => return ThreadArena::unavailable(reason),
+        },
+    };
+    let Known::Arenas(arenas) = &*known else {
+        return ThreadArena::unavailable("the arenas were not checked");
+    };
+    let arena = arenas[index];
+    // SAFETY: `arena` passed the check against malloc_info, so it is a live struct
+    // malloc_state (arenas are never freed) and the offsets are inside it.
+    let word = |offset: usize| unsafe { std::ptr::read_volatile((arena + offset) as *const usize) } as u64;
+    ThreadArena {
+        available: true,
+        reason: None,
+        index: Some(index as u64),
+        system: Some(word(GLIBC.system_mem)),
+        system_max: Some(word(GLIBC.max_system_mem)),
+        attached_threads: Some(word(GLIBC.attached_threads)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    Main,
+    NonMain(usize),
+}
+
+/// The arena a small allocation of this thread comes from.
+fn own_arena() -> Option<Own> {
+    // black_box: the compiler knows malloc, and may drop a block that is never used, or
+    // treat a read before it as undefined; an opaque pointer is read as memory.
+    // SAFETY: a plain malloc, freed below.
+    let block = std::hint::black_box(unsafe { libc::malloc(PROBE_BYTES) }).cast::<u8>();
+    if block.is_null() {
+        return None;
+    }
+    // SAFETY: glibc's chunk header (prev_size, size) precedes every pointer malloc returns,
+    // so the size word is the word just before the block.
+    let size_word = unsafe { std::ptr::read_volatile(block.sub(SIZE_WORD).cast::<usize>()) };
+    let own = if size_word & NON_MAIN_ARENA == 0 {
+        Own::Main
+    } else {
+        let heap = block as usize & !(GLIBC.heap_max_size - 1);
+        // SAFETY: a non-main arena's chunk lies in a heap that starts at this aligned
+        // address with its heap_info, whose first word is the arena.
+        Own::NonMain(unsafe { std::ptr::read(heap as *const usize) })
+    };
+    // SAFETY: allocated above, freed once.
+    unsafe { libc::free(block.cast()) };
+    Some(own)
+}
+
+enum Failure {
+    /// The layout is not the one known here: final for this process.
+    Layout(String),
+    /// Not checkable now (no arena to start from, or arenas changing): try again later.
+    NotYet(String),
+}
+
+/// Follows `next` from an arena and matches what it finds against malloc_info, taken
+/// before and after the walk; returns the arenas in malloc_info's order.
+fn check(own: Own) -> Result<Vec<usize>, Failure> {
+    let start =
+        match own {
+            Own::NonMain(address) => address,
+            Own::Main => return Err(Failure::NotYet(
+                "this thread allocates from the main arena, and glibc's list of arenas is read from a non-main one, \
+                 which this thread has not met"
+                    .into(),
+            )),
+        };
+    let reader = SafeReader::new().map_err(|e| Failure::NotYet(format!("a pipe for the check: {e}")))?;
+    for _ in 0..CHECK_TRIES {
+        let before = figures_by_malloc_info().map_err(Failure::NotYet)?;
+        let walk = walk(&reader, start).map_err(Failure::Layout)?;
+        let after = figures_by_malloc_info().map_err(Failure::NotYet)?;
+        if before != after {
+            continue; // another thread changed an arena meanwhile
+        }
+        return match_rotation(&walk, &after).ok_or_else(|| {
+            Failure::Layout(format!(
+                "glibc's internal arena layout differs from the one bloat_probe knows (glibc {}): the arenas \
+                 reached through `next` do not carry malloc_info's figures",
+                crate::allocator::detect().version
+            ))
+        });
+    }
+    Err(Failure::NotYet("the arenas kept changing while they were checked; the next reading tries again".into()))
+}
+
+/// An arena's current and highest system bytes.
+type Figures = (u64, u64);
+
+/// (system, max) of each arena, as malloc_info prints them, main arena first.
+fn figures_by_malloc_info() -> Result<Vec<Figures>, String> {
+    let xml = glibc::malloc_info_xml().map_err(|e| format!("malloc_info: {e}"))?;
+    let info = malloc_info::parse(&xml).map_err(|e| e.to_string())?;
+    Ok(info.arenas.iter().map(|arena| (arena.system_current, arena.system_max)).collect())
+}
+
+/// Each arena met by following `next` from `start` until it comes back: its address and
+/// its (system, max), every word read through the pipe.
+fn walk(reader: &SafeReader, start: usize) -> Result<Vec<(usize, Figures)>, String> {
+    let mut arenas = Vec::new();
+    let mut at = start;
+    loop {
+        let word = |offset| reader.word(at + offset).map_err(|e| format!("arena at {at:#x}: {e}"));
+        arenas.push((at, (word(GLIBC.system_mem)? as u64, word(GLIBC.max_system_mem)? as u64)));
+        at = word(GLIBC.next)?;
+        if at == start {
+            return Ok(arenas);
+        }
+        if arenas.len() >= MAX_ARENAS {
+            return Err(format!("following `next` from {start:#x} did not come back within {MAX_ARENAS} arenas"));
+        }
+    }
+}
+
+/// The walk is malloc_info's list turned round: the rotation at which every (system, max)
+/// matches, if exactly one does, gives the arenas in malloc_info's order.
+fn match_rotation(walk: &[(usize, Figures)], listed: &[Figures]) -> Option<Vec<usize>> {
+    if walk.len() != listed.len() || walk.is_empty() {
+        return None;
+    }
+    let n = walk.len();
+    let mut matches = (0..n).filter(|&k| (0..n).all(|i| walk[(k + i) % n].1 == listed[i]));
+    let first = matches.next()?;
+    // Two rotations matching (arenas with equal figures) leave the main arena unknown.
+    if matches.next().is_some() {
+        return None;
+    }
+    Some((0..n).map(|i| walk[(first + i) % n].0).collect())
+}
+
+/// Reads words of this process's memory through a pipe: the kernel copies them, and an
+/// address that is not mapped fails with EFAULT rather than a segfault.
+struct SafeReader {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+}
+
+impl SafeReader {
+    fn new() -> io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 returns.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned only here.
+        Ok(unsafe { SafeReader { read_end: OwnedFd::from_raw_fd(fds[0]), write_end: OwnedFd::from_raw_fd(fds[1]) } })
+    }
+
+    fn word(&self, address: usize) -> io::Result<usize> {
+        // A bit test rather than is_multiple_of, which the Docker images' older rustc lacks.
+        if address & (SIZE_WORD - 1) != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{address:#x} is not word-aligned")));
+        }
+        // SAFETY: write only reads `address` inside the kernel, which fails with EFAULT
+        // where nothing is mapped.
+        let wrote = unsafe { libc::write(self.write_end.as_raw_fd(), address as *const libc::c_void, SIZE_WORD) };
+        if wrote != SIZE_WORD as isize {
+            return Err(io::Error::last_os_error());
+        }
+        let mut word = [0u8; SIZE_WORD];
+        // SAFETY: word has room for SIZE_WORD bytes; the pipe holds exactly those.
+        let got = unsafe { libc::read(self.read_end.as_raw_fd(), word.as_mut_ptr().cast(), SIZE_WORD) };
+        if got != SIZE_WORD as isize {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::from_ne_bytes(word))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator;
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+
+    #[test]
+    fn an_unmapped_address_is_an_error_not_a_crash() {
+        let reader = SafeReader::new().expect("pipe");
+        assert!(reader.word(8).is_err());
+        let value: usize = 0x1234_5678;
+        assert_eq!(reader.word(&value as *const usize as usize).expect("read"), 0x1234_5678);
+    }
+
+    #[test]
+    fn a_rotation_matches_only_where_every_arena_does() {
+        let walk = [(30, (3, 3)), (10, (1, 1)), (20, (2, 2))];
+        assert_eq!(match_rotation(&walk, &[(1, 1), (2, 2), (3, 3)]), Some(vec![10, 20, 30]));
+        assert_eq!(match_rotation(&walk, &[(1, 1), (3, 3), (2, 2)]), None);
+        assert_eq!(match_rotation(&[(1, (5, 5)), (2, (5, 5))], &[(5, 5), (5, 5)]), None, "ambiguous");
+    }
+
+    /// Threads that each hold an allocation of their own (so that each has an arena) read
+    /// their arena, and the figures are within malloc_info's for the arena of that index.
+    /// Other tests allocate in this process meanwhile, so a figure may have grown since:
+    /// the gem's tests compare them exactly, in a process of their own.
+    #[test]
+    fn each_thread_reads_its_own_arena_as_malloc_info_reports_it() {
+        let live = allocator::detect();
+        let threads = 6;
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let read_barrier = Arc::new(Barrier::new(threads + 1));
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (barrier, read_barrier, live) = (Arc::clone(&barrier), Arc::clone(&read_barrier), live.clone());
+                thread::spawn(move || {
+                    // SAFETY: a plain malloc, freed below; it makes this thread pick an arena.
+                    let held = unsafe { libc::malloc(4096 + i) };
+                    barrier.wait(); // every thread has its arena
+                    let reading = read(&live);
+                    read_barrier.wait();
+                    // SAFETY: allocated above.
+                    unsafe { libc::free(held) };
+                    reading
+                })
+            })
+            .collect();
+        barrier.wait();
+        read_barrier.wait();
+        let listed = figures_by_malloc_info().expect("malloc_info");
+        let readings: Vec<ThreadArena> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+        for reading in &readings {
+            assert!(reading.available, "{reading:?}");
+            // A thread may be given the main arena, when a finished thread left it free.
+            let index = reading.index.expect("index") as usize;
+            let (system, max) = listed[index];
+            assert!(reading.system_max.expect("max") <= max, "{reading:?} against {listed:?}");
+            assert!(reading.system.expect("system") > 0 && system > 0, "{reading:?}");
+            assert!(reading.attached_threads.expect("attached") >= 1);
+        }
+    }
+}

@@ -30,6 +30,7 @@ require_relative "bloat_probe/diagnosis"
 require_relative "bloat_probe/advice"
 require_relative "bloat_probe/examiner"
 require_relative "bloat_probe/recorder"
+require_relative "bloat_probe/attribution"
 require_relative "bloat_probe/probe"
 require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/cluster"
@@ -96,6 +97,17 @@ module BloatProbe
     # cannot be done truthfully, available is false and reason says why.
     def thread_arena
       ThreadArena.from_h(Native.thread_arena)
+    end
+
+    # Where the memory went, per endpoint or job, as the middlewares recorded it
+    # (BloatProbe::Attribution::Middleware, and BloatProbe::Sidekiq's): the largest first.
+    def attribution
+      probe.attribution.entries
+    end
+
+    # Which threads were last seen on which arena, running which endpoint or job.
+    def thread_arenas
+      probe.attribution.thread_arenas
     end
 
     # malloc_trim(pad): hands free pages of every arena back to the system.

@@ -84,13 +84,27 @@ class MetricsTest < Minitest::Test
     path = library_path("libjemalloc.so.2")
     skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
 
-    trimmer = BloatProbe::Trimmer.new(interval: 60)
-    glibc = family_names(call(probe: BloatProbe::Probe.new(trimmer: trimmer))[2].join)
+    probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60))
+    probe.attribution.measure("posts#index") { nil }
+    glibc = family_names(call(probe: probe)[2].join)
     jemalloc = run_child(<<~RUBY, { "LD_PRELOAD" => path })[:families]
       _status, _headers, body = BloatProbe::Metrics.new.call("REQUEST_METHOD" => "GET")
       puts JSON.dump(families: body.join.scan(/^# TYPE (\\S+)/).flatten)
     RUBY
     assert_equal BloatProbe::Metrics::FAMILIES.map(&:name).sort, (glibc | jemalloc).sort
+  end
+
+  # The largest endpoints get a label each, the rest are summed as other, and names that
+  # would break the format are escaped (promtool stays silent).
+  def test_endpoints_are_labelled_within_bounds
+    probe = BloatProbe::Probe.new
+    30.times { |i| probe.attribution.measure(%(GET /r#{i} "quoted"\\)) { "x" * (i * 1000) } }
+    text = call(probe: probe)[2].join
+    calls = text.scan(/^bloat_probe_endpoint_calls_total\{endpoint="(.*)"\} (\d+)$/)
+    assert_equal BloatProbe::Metrics::ENDPOINT_LABELS + 1, calls.size
+    assert_equal(30, calls.sum { |_name, count| Integer(count) })
+    assert_includes calls.map(&:first), "other"
+    assert_promtool_accepts(text)
   end
 
   def test_a_puma_cluster_serves_every_live_worker_and_drops_a_dead_one

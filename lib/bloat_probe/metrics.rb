@@ -17,9 +17,13 @@ module BloatProbe
   class Metrics
     CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+    # Endpoints or jobs given a label of their own; the rest are summed under "other".
+    ENDPOINT_LABELS = 20
+
     # What one process's series are read from: one sample (stats, memory) and the
-    # latest diagnosis beside it, and the Trimmer if the process runs one.
-    Snapshot = Struct.new(:stats, :memory, :diagnosis, :trimmer, keyword_init: true) do
+    # latest diagnosis beside it, the Trimmer if the process runs one, and the
+    # attribution's entries.
+    Snapshot = Struct.new(:stats, :memory, :diagnosis, :trimmer, :attribution, keyword_init: true) do
       def glibc?
         stats.glibc?
       end
@@ -40,6 +44,20 @@ module BloatProbe
       snapshot.stats.arenas.map { |arena| [{ arena: arena.index.to_s }, arena.public_send(field)] }
     end
     private_class_method :per_arena
+
+    # The ENDPOINT_LABELS largest entries by name, the rest summed as "other".
+    def self.per_endpoint(snapshot, field)
+      entries = snapshot.attribution or return
+      top, rest = entries.partition.with_index { |_entry, i| i < ENDPOINT_LABELS }
+      samples = top.map { |entry| [{ endpoint: entry.name }, entry.public_send(field)] }
+      return samples if rest.empty?
+
+      other = samples.find { |labels, _| labels[:endpoint] == Attribution::OTHER }
+      folded = rest.sum { |entry| entry.public_send(field) }
+      other ? other[1] += folded : samples << [{ endpoint: Attribution::OTHER }, folded]
+      samples
+    end
+    private_class_method :per_endpoint
 
     # Every family, in the order they are rendered. Sizes in bytes, as Prometheus's
     # conventions ask.
@@ -92,6 +110,16 @@ module BloatProbe
       family("bloat_probe_trimmer_trims_total", "counter", "malloc_trim calls made by BloatProbe::Trimmer.") do |s|
         s.trimmer&.trims
       end,
+      family("bloat_probe_endpoint_calls_total", "counter",
+             "Requests or jobs measured, by endpoint (the largest #{ENDPOINT_LABELS}, the rest as other).") do |s|
+        per_endpoint(s, :calls)
+      end,
+      family("bloat_probe_endpoint_arena_growth_bytes_total", "counter",
+             "Bytes by which the high-water mark of the glibc arena a request or job ran on rose while it ran.") do |s|
+        per_endpoint(s, :raised_bytes)
+      end,
+      family("bloat_probe_endpoint_rss_growth_bytes_total", "counter",
+             "Bytes by which the process's RSS grew while a request or job ran.") { |s| per_endpoint(s, :rss_growth) },
       family("bloat_probe_verdict", "gauge", "The latest diagnosis: 1 for its verdict, 0 for the others.") do |s|
         Diagnosis::VERDICTS.map { |verdict| [{ verdict: verdict.to_s }, verdict == s.diagnosis.verdict ? 1 : 0] }
       end,
@@ -166,7 +194,8 @@ module BloatProbe
     # A fresh sample of the probe's Recorder and its latest diagnosis.
     def self.snapshot(probe, record:)
       stats, memory = probe.recorder.sample(record: record)
-      Snapshot.new(stats: stats, memory: memory, diagnosis: probe.recorder.diagnosis, trimmer: probe.trimmer)
+      Snapshot.new(stats: stats, memory: memory, diagnosis: probe.recorder.diagnosis, trimmer: probe.trimmer,
+                   attribution: probe.attribution&.entries)
     end
   end
 end

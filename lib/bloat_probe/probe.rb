@@ -2,17 +2,19 @@
 
 module BloatProbe
   # What watches one process's memory: the Recorder (history and latest diagnosis), the
-  # Reporter's thread, a Trimmer when one was asked for, and, in a Puma cluster, the
-  # Cluster its workers share. The Puma plugin and the Sidekiq integration fill in the
-  # parts they run; Metrics and the dashboard are given the probe and read its parts.
+  # Reporter's thread, a Trimmer when one was asked for, the Attribution that the request
+  # and job middlewares fill, and, in a Puma cluster, the Cluster its workers share. The
+  # Puma plugin and the Sidekiq integration fill in the parts they run; Metrics and the
+  # dashboard are given the probe and read its parts.
   class Probe
-    attr_accessor :recorder, :reporter, :trimmer, :cluster
+    attr_accessor :recorder, :reporter, :trimmer, :cluster, :attribution
 
-    def initialize(recorder: Recorder.new, reporter: nil, trimmer: nil, cluster: nil)
+    def initialize(recorder: Recorder.new, reporter: nil, trimmer: nil, cluster: nil, attribution: Attribution.new)
       @recorder = recorder
       @reporter = reporter
       @trimmer = trimmer
       @cluster = cluster
+      @attribution = attribution
     end
 
     # Labels of this process's series: worker="N" in a Puma cluster.

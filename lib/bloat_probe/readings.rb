@@ -39,16 +39,21 @@ module BloatProbe
       # a Hash that differs all the same (a stale build of the extension) raises at once
       # instead of showing a nil.
       def from_h(hash)
-        check_keys(hash)
-        new(*members.map { |field| nested_value(field, hash[field]) { |nested, item| nested.from_h(item) } })
+        check_size(hash)
+        values = hash.fetch_values(*members) { |missing| raise Error, "#{name}: no #{missing.inspect} in #{hash.keys}" }
+        return new(*values) if self::NESTED.empty?
+
+        new(*members.zip(values).map do |field, value|
+          nested_value(field, value) { |nested, item| nested.from_h(item) }
+        end)
       end
 
       # From its to_h as JSON gave it back (JSON.parse with symbolize_names: true): the
       # Symbols that JSON wrote as text are Symbols again, in nested readings too.
       def from_json_h(hash)
-        check_keys(hash)
+        check_size(hash)
         new(*members.map do |field|
-          value = hash[field]
+          value = hash.fetch(field) { raise Error, "#{name}: no #{field.inspect} in #{hash.keys}" }
           value = value&.to_sym if self::NAME_FIELDS.include?(field)
           nested_value(field, value) { |nested, item| nested.from_json_h(item) }
         end)
@@ -56,8 +61,9 @@ module BloatProbe
 
       private
 
-      def check_keys(hash)
-        return if hash.size == members.size && members.all? { |name| hash.key?(name) }
+      # A field too many or missing (a stale build of the extension) raises at once.
+      def check_size(hash)
+        return if hash.size == members.size
 
         raise Error, "#{name}: got the fields #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
       end

@@ -30,6 +30,7 @@ module BloatProbe
         probe = BloatProbe.probe
         probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval)
         hook = lambda do |sidekiq|
+          sidekiq.server_middleware { |chain| chain.add(Middleware, probe.attribution) }
           sidekiq.on(:startup) do
             start(port: port, bind: bind, interval: interval, probe: probe, logger: sidekiq.logger)
           end
@@ -63,6 +64,17 @@ module BloatProbe
         else
           ::Puma::Server.new(app, ::Puma::Events.null, options)
         end
+      end
+    end
+
+    # Measures each job under its class's name (the job ActiveJob wraps, where it does).
+    class Middleware
+      def initialize(attribution)
+        @attribution = attribution
+      end
+
+      def call(_worker, job, _queue, &block)
+        @attribution.measure(job["wrapped"] || job["class"], &block)
       end
     end
 

@@ -16,6 +16,7 @@ class BloatController < ApplicationController
     @memory = BloatProbe.memory(detail: true)
     @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory)
     @history = recorder.history
+    @attribution = BloatProbe.attribution
   end
 
   def stats

@@ -113,4 +113,16 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_equal [recorded, recorder.history_size].min, points.size, "one point per recorded sample"
     end
   end
+
+  test "the dashboard shows which endpoint raised the arenas" do
+    seed_posts
+    with_switch(:dashboard) do
+      3.times { get "/posts" }
+      get "/bloat", params: { refresh: 0 }
+      assert_response :success
+      assert_select "#attribution tr[data-endpoint='posts#index'] td", text: "posts#index"
+      calls = css_select("#attribution tr[data-endpoint='posts#index'] td")[1].text
+      assert_operator Integer(calls), :>=, 3
+    end
+  end
 end

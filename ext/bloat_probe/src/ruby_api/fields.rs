@@ -2,15 +2,26 @@
 //! crate::schema); lib/bloat_probe/readings.rb makes them values from the same schema.
 
 use crate::schema::{self, Reading, Value};
-use magnus::value::ReprValue;
+use magnus::value::{OpaqueId, ReprValue};
 use magnus::{Error, IntoValue, RArray, RHash, Ruby};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Every field's name as a Ruby Symbol, interned once (schemas, at init): interning it
+/// at each reading would cost more than the reading of statm itself.
+static KEYS: OnceLock<HashMap<&'static str, OpaqueId>> = OnceLock::new();
 
 /// A reading's Hash: one key per declared field, nested readings as Hashes too. An
 /// Object field is nil here, for the caller to fill.
 pub fn to_hash(ruby: &Ruby, reading: &dyn Reading) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
+    let keys = KEYS.get();
     for (field, value) in reading.schema().fields.iter().zip(reading.values()) {
-        hash.aset(ruby.to_symbol(field.name), to_value(ruby, value)?)?;
+        let value = to_value(ruby, value)?;
+        match keys.and_then(|keys| keys.get(field.name)) {
+            Some(&key) => hash.aset(key, value)?,
+            None => hash.aset(ruby.to_symbol(field.name), value)?,
+        }
     }
     Ok(hash)
 }
@@ -37,6 +48,10 @@ fn to_value(ruby: &Ruby, value: Value<'_>) -> Result<magnus::Value, Error> {
 
 /// BloatProbe::Native::SCHEMAS: class name => [[field, unit, nested class or nil], …].
 pub fn schemas(ruby: &Ruby) -> Result<RHash, Error> {
+    KEYS.get_or_init(|| {
+        let fields = schema::all().into_iter().flat_map(|schema| schema.fields.iter());
+        fields.map(|field| (field.name, OpaqueId::from(ruby.intern(field.name)))).collect()
+    });
     let schemas = ruby.hash_new();
     for schema in schema::all() {
         let fields: RArray = ruby.ary_new_capa(schema.fields.len());

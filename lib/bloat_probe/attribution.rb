@@ -1,0 +1,134 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # Where the memory went: for each endpoint or job, how often it ran, how often and by how
+  # much the high-water mark of the glibc arena it ran on rose while it ran, and how much
+  # the process's RSS grew meanwhile. Under glibc an arena's resident size is the
+  # high-water mark of what its threads held at once, so the names that raise the marks
+  # are the ones that set RSS. Memory stays bounded: LIMIT names, the smallest folded into
+  # "other" when a new one comes.
+  class Attribution
+    LIMIT = 50
+    OTHER = "other"
+    # Longer names are cut here (a label, a log field).
+    NAME_LENGTH = 120
+    # Threads remembered at most; finished ones are dropped first.
+    THREADS = 1024
+
+    # One name's figures: calls, high-water raises and the bytes they added, RSS growth.
+    Entry = Reading.define(:name, :calls, :raises, :raised_bytes, :rss_growth, bytes: %i[raised_bytes rss_growth])
+
+    def initialize(limit: LIMIT)
+      @limit = BloatProbe.check_number("limit", limit, 1..10_000, Integer)
+      @entries = {}
+      @threads = {}
+      @lock = Mutex.new
+    end
+
+    # Runs the block as one call of `name` (a String, or a callable that gives it once the
+    # block has run: a Rails route is known only then) and records what it did; returns
+    # what the block returned. A call that raises is recorded too.
+    def measure(name)
+      before = mark
+      yield
+    ensure
+      record(name.respond_to?(:call) ? name.call : name, before, mark) if before
+    end
+
+    # Every name's entry, the largest high-water raises first.
+    def entries
+      @lock.synchronize { @entries.values.map(&:dup) }
+           .map { |figures| Entry.new(*figures) }
+           .sort_by { |entry| [-entry.raised_bytes, -entry.rss_growth, entry.name] }
+    end
+
+    # The threads last seen running a call, with the arena each allocated from:
+    # [{ thread:, arena:, name:, seen_at: }], live threads only.
+    def thread_arenas
+      @lock.synchronize do
+        @threads.select! { |thread, _| thread.alive? }
+        @threads.map do |thread, (arena, name, at)|
+          { thread: thread.name || thread.inspect, arena: arena, name: name, seen_at: at }
+        end
+      end
+    end
+
+    private
+
+    # [arena index, its high-water mark, RSS]; no arena figures where they cannot be read.
+    def mark
+      arena = Native.thread_arena_mark
+      [arena&.first, arena&.last, BloatProbe.memory.rss]
+    end
+
+    def record(name, before, after)
+      name = clean(name)
+      arena, max_before, rss_before = before
+      _, max_after, rss_after = after
+      raised = max_before && max_after ? [max_after - max_before, 0].max : 0
+      grown = [rss_after - rss_before, 0].max
+      @lock.synchronize do
+        figures = entry_for(name)
+        figures[1] += 1
+        figures[2] += 1 if raised.positive?
+        figures[3] += raised
+        figures[4] += grown
+        remember_thread(arena, name)
+      end
+    end
+
+    # [name, calls, raises, raised_bytes, rss_growth]; a name past the limit makes room by
+    # folding the smallest other entry into "other".
+    def entry_for(name)
+      @entries.fetch(name) do
+        if @entries.size >= @limit
+          smallest = @entries.values.reject { |figures| figures[0] == OTHER }.min_by { |figures| figures[3] }
+          fold(smallest) if smallest
+        end
+        @entries[name] = [name, 0, 0, 0, 0]
+      end
+    end
+
+    def fold(figures)
+      @entries.delete(figures[0])
+      other = @entries[OTHER] ||= [OTHER, 0, 0, 0, 0]
+      (1..4).each { |i| other[i] += figures[i] }
+    end
+
+    def remember_thread(arena, name)
+      @threads.select! { |thread, _| thread.alive? } if @threads.size >= THREADS
+      @threads[Thread.current] = [arena, name, Time.now.to_f] if @threads.size < THREADS
+    end
+
+    # Text, one line, at most NAME_LENGTH characters.
+    def clean(name)
+      text = name.to_s.gsub(/[[:cntrl:]]/, " ").strip
+      text = "(unnamed)" if text.empty?
+      text.length > NAME_LENGTH ? "#{text[0, NAME_LENGTH - 1]}…" : text
+    end
+
+    # A Rack middleware that measures each request under its route's name: Rails's
+    # "controller#action", Sinatra's route, else the method and the path's first segment.
+    #
+    #   # config/application.rb
+    #   config.middleware.insert(0, BloatProbe::Attribution::Middleware)
+    class Middleware
+      def initialize(app, attribution = BloatProbe.probe.attribution)
+        @app = app
+        @attribution = attribution
+      end
+
+      def call(env)
+        @attribution.measure(-> { self.class.name_of(env) }) { @app.call(env) }
+      end
+
+      def self.name_of(env)
+        params = env["action_dispatch.request.path_parameters"]
+        return "#{params[:controller]}##{params[:action]}" if params && params[:controller] && params[:action]
+        return env["sinatra.route"] if env["sinatra.route"]
+
+        "#{env["REQUEST_METHOD"]} #{env["PATH_INFO"].to_s[%r{\A/[^/?]*}] || "/"}"
+      end
+    end
+  end
+end

@@ -84,8 +84,14 @@ class MetricsTest < Minitest::Test
     path = library_path("libjemalloc.so.2")
     skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
 
-    probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60))
+    probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60),
+                                  recorder: BloatProbe::Recorder.new(warmup: 0))
     probe.attribution.measure("posts#index") { nil }
+    # Enough samples after the (empty) warm-up for a trend.
+    BloatProbe::Trend::MIN_SAMPLES.times do
+      probe.recorder.take
+      sleep BloatProbe::Trend::MIN_SECONDS / (BloatProbe::Trend::MIN_SAMPLES - 1)
+    end
     glibc = family_names(call(probe: probe)[2].join)
     jemalloc = run_child(<<~RUBY, { "LD_PRELOAD" => path })[:families]
       _status, _headers, body = BloatProbe::Metrics.new.call("REQUEST_METHOD" => "GET")

@@ -20,17 +20,18 @@ class ReporterTest < Minitest::Test
     assert_equal 1, @lines.size
     mib = "\\d+\\.\\d"
     fields = %W[pid=#{Process.pid} verdict=[a-z_]+ rss_mib=#{mib} pss_mib=#{mib} malloc_in_use_mib=#{mib}
-                free_mib=#{mib} trimmable_mib=#{mib} arenas=\\d+ ruby_heap_mib=#{mib} allocator=glibc-2\\.\\d+]
+                free_mib=#{mib} trimmable_mib=#{mib} arenas=\\d+ ruby_heap_mib=#{mib}
+                in_use_growth_mib_per_hour=- allocator=glibc-2\\.\\d+]
     assert_match(/\Abloat_probe #{fields.join(" ")}\z/, @lines.first)
   end
 
   def test_the_history_is_bounded
-    5.times { @recorder.sample }
+    5.times { @recorder.take }
     history = @recorder.history
     assert_equal 3, history.size
     assert_equal history.map(&:time).sort, history.map(&:time)
     assert_in_delta BloatProbe.memory.rss, history.last.rss, 8 << 20
-    @recorder.sample(record: false)
+    @recorder.take(record: false)
     assert_equal history, @recorder.history
   end
 

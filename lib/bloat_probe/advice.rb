@@ -8,9 +8,11 @@ module BloatProbe
   module Advice
     module_function
 
-    def explanation(verdict, figures, rss, thresholds)
+    def explanation(verdict, figures, rss, thresholds, trend = nil)
       share = ->(bytes) { "#{Format.bytes(bytes)} (#{(100.0 * bytes / rss).round}% of RSS #{Format.bytes(rss)})" }
       case verdict
+      when :native_growth, :ruby_heap_growth
+        growth(verdict, trend)
       when :arena_fragmentation
         "glibc holds #{share.call(figures.free)} free inside its arenas, #{figures.arenas_holding_free} of " \
           "which hold #{Format.bytes(thresholds[:arena_free_bytes])} or more each: memory that " \
@@ -24,16 +26,29 @@ module BloatProbe
           "them. Changing the allocator will not shrink it."
       when :live_native
         "Memory malloc'd and still in use takes #{share.call(figures.malloc_in_use)}: big buffers, the " \
-          "contents of Ruby strings and arrays (live, or garbage the GC has not collected yet), or a native " \
-          "leak. The allocator is not wasting it."
+          "contents of Ruby strings and arrays, or garbage the GC has not collected yet. The allocator is not " \
+          "wasting it; whether it is a steady working set or growth, the trend after the warm-up will tell."
       when :unmeasured
         "This process runs on an allocator whose free memory bloat_probe cannot read (tcmalloc or mimalloc); " \
           "only the Ruby heap (#{Format.bytes(figures.ruby_heap)}) was measured."
       else
-        "No bloat: the allocator holds less than #{Format.bytes(thresholds[:min_bytes])} or " \
-          "#{(100 * thresholds[:free_share]).round}% of RSS free, and neither the Ruby heap nor live " \
-          "malloc'd memory is both over #{Format.bytes(thresholds[:min_bytes])} and the bulk of RSS."
+        healthy(figures, thresholds, trend)
       end
+    end
+
+    def growth(verdict, trend)
+      field, what = verdict == :native_growth ? [:in_use, "Memory in use"] : [:ruby_heap, "Ruby's object heap"]
+      "#{what} has grown by #{Format.bytes(trend.grown(field))} in the last #{trend.seconds.round} s since the " \
+        "warm-up, #{Format.bytes(trend.public_send(:"#{field}_per_hour"))} an hour (a line through " \
+        "#{trend.samples} samples): something keeps what it allocates. Changing the allocator will not stop it."
+    end
+
+    def healthy(figures, thresholds, trend)
+      steady = trend && figures.malloc_in_use &&
+               "A steady working set of #{Format.bytes(figures.malloc_in_use)} in use: since the warm-up it has " \
+               "moved #{Format.bytes(trend.in_use_per_hour)} an hour (#{trend.samples} samples). "
+      "#{steady}No bloat: the allocator holds less than #{Format.bytes(thresholds[:min_bytes])} or " \
+        "#{(100 * thresholds[:free_share]).round}% of RSS free, and nothing grows."
     end
 
     def remedies(verdict, figures, stats)
@@ -52,6 +67,12 @@ module BloatProbe
         else
           [trim, "fewer arenas hold less: MALLOC_ARENA_MAX=2 if it is not set"].compact
         end
+      when :native_growth
+        ["BloatProbe.attribution names the endpoints and jobs that raised memory; look at what they keep " \
+         "(caches without a bound, class-level collections, C extensions' buffers)",
+         "ObjectSpace.memsize_of_all(String) and a heap dump now and later, for strings and arrays that accumulate"]
+      when :ruby_heap_growth
+        ["ObjectSpace.dump_all(output: File.open(\"heap.json\", \"w\")) now and later, and compare what grows"]
       when :ruby_heap
         ["ObjectSpace.dump_all(output: File.open(\"heap.json\", \"w\")) and compare two dumps for what grows",
          "GC.compact (Ruby 2.7+) frees pages that hold few live objects"]

@@ -4,14 +4,17 @@ module BloatProbe
   # Why this process holds its memory, from one set of readings: the verdict, the figures
   # it stands on, a paragraph saying what it means, and remedies, best first. An Examiner
   # takes it (BloatProbe.diagnose); see Examiner for what each verdict means.
+  # trend: how memory moved since the warm-up (a Trend), nil during it.
   Diagnosis = Reading.define(
     :verdict, :allocator, :rss, :pss, :uss, :malloc_in_use, :free, :trimmable, :arena_count, :arenas_holding_free,
-    :ruby_heap, :taken_at, :explanation, :remedies,
-    bytes: %i[rss pss uss malloc_in_use free trimmable ruby_heap], names: %i[verdict]
+    :ruby_heap, :trend, :taken_at, :explanation, :remedies,
+    bytes: %i[rss pss uss malloc_in_use free trimmable ruby_heap], names: %i[verdict],
+    nested: { trend: [:reading, "Trend"] }
   )
 
   class Diagnosis
-    VERDICTS = %i[arena_fragmentation allocator_retained ruby_heap live_native unmeasured healthy].freeze
+    VERDICTS = %i[arena_fragmentation allocator_retained native_growth ruby_heap_growth ruby_heap live_native
+                  unmeasured healthy].freeze
 
     def to_s
       "#{verdict}: #{explanation}"

@@ -10,11 +10,17 @@ module BloatProbe
   # :allocator_retained   the allocator holds as much free memory, but not spread that way:
   #                       glibc in one or two arenas, or jemalloc's dirty and muzzy pages
   #                       (resident − allocated).
+  # :native_growth        since the warm-up, memory in use has grown at growth_per_hour or
+  #                       more, by min_growth bytes at least: a leak, or a cache without a
+  #                       bound.
+  # :ruby_heap_growth     the same for Ruby's object heap.
   # :ruby_heap            Ruby's object heap (GC.stat pages) is min_bytes and bulk_share of
   #                       RSS or more.
   # :live_native          memory malloc'd and in use is min_bytes and bulk_share of RSS or
-  #                       more: a native leak, big buffers, or Ruby strings and arrays
-  #                       (their contents live outside the object heap).
+  #                       more, and the warm-up has not yet told whether it is steady: big
+  #                       buffers, Ruby strings and arrays (their contents live outside the
+  #                       object heap), or a leak. Once the trend shows it steady, the
+  #                       same process is :healthy, "a steady working set".
   # :unmeasured           tcmalloc or mimalloc: bloat_probe cannot read what they hold free.
   # :healthy              none of these.
   #
@@ -29,7 +35,9 @@ module BloatProbe
       free_share: 0.25,
       arena_free_bytes: 8 << 20,
       spread_arenas: 3,
-      bulk_share: 0.5
+      bulk_share: 0.5,
+      growth_per_hour: 64 << 20,
+      min_growth: 16 << 20
     }.freeze
 
     # Ruby 3.1 takes its heap pages from malloc (posix_memalign), so they are part of
@@ -64,23 +72,22 @@ module BloatProbe
     end
 
     # From fresh readings, or from the ones given (the dashboard shows the diagnosis of the
-    # very readings it shows): memory must have been read with detail: true.
-    def diagnosis(stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true))
-      figures = figures_for(stats, memory)
-      verdict = verdict_for(figures, memory.rss)
+    # very readings it shows): memory must have been read with detail: true. trend: the
+    # Recorder's, since the warm-up; without one, growth cannot be told from a snapshot.
+    def diagnosis(stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true),
+                  figures: figures(stats, memory), trend: nil)
+      verdict = verdict_for(figures, memory.rss, trend)
       Diagnosis.from_h(
         verdict: verdict, allocator: "#{stats.allocator} #{stats.allocator_version}", rss: memory.rss,
-        pss: memory.pss, uss: memory.uss, **figures.to_h, arena_count: stats.arena_count, taken_at: Time.now.to_f,
-        explanation: Advice.explanation(verdict, figures, memory.rss, thresholds),
+        pss: memory.pss, uss: memory.uss, **figures.to_h, arena_count: stats.arena_count, trend: trend,
+        taken_at: Time.now.to_f, explanation: Advice.explanation(verdict, figures, memory.rss, thresholds, trend),
         remedies: Advice.remedies(verdict, figures, stats)
       )
     end
 
-    private
-
-    # Under glibc the arenas' figures; elsewhere only what the allocator tells (jemalloc's,
-    # or none).
-    def figures_for(stats, memory)
+    # What a verdict stands on, from the readings. Under glibc the arenas' figures;
+    # elsewhere only what the allocator tells (jemalloc's, or none).
+    def figures(stats, memory)
       ruby_heap = ruby_heap_bytes
       figures = if stats.glibc?
                   glibc_figures(stats, memory)
@@ -109,17 +116,28 @@ module BloatProbe
       GC.stat(:heap_allocated_pages) * GC::INTERNAL_CONSTANTS.fetch(:HEAP_PAGE_SIZE)
     end
 
-    def verdict_for(figures, rss)
+    def verdict_for(figures, rss, trend)
       free = figures.free
       if free && significant?(free, :free_share, rss)
         spread = figures.arenas_holding_free
         return spread && spread >= thresholds[:spread_arenas] ? :arena_fragmentation : :allocator_retained
       end
+      return :native_growth if growing?(trend, :in_use)
+      return :ruby_heap_growth if growing?(trend, :ruby_heap)
       return :ruby_heap if significant?(figures.ruby_heap, :bulk_share, rss)
       return :unmeasured if free.nil?
-      return :live_native if significant?(figures.malloc_in_use, :bulk_share, rss)
+      # Large and steady since the warm-up is a working set, not a finding.
+      return :live_native if trend.nil? && significant?(figures.malloc_in_use, :bulk_share, rss)
 
       :healthy
+    end
+
+    # Rising at growth_per_hour or faster, and by min_growth at least over the trend's span.
+    def growing?(trend, field)
+      rate = trend&.public_send(:"#{field}_per_hour")
+      return false if rate.nil?
+
+      rate >= thresholds[:growth_per_hour] && trend.grown(field) >= thresholds[:min_growth]
     end
 
     # At least min_bytes, and at least that share of RSS: a small process is healthy

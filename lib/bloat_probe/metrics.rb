@@ -9,9 +9,9 @@ module BloatProbe
   #   # config/routes.rb
   #   mount BloatProbe::Metrics.new => "/bloat/metrics"
   #
-  # Each scrape reads RSS and malloc_info afresh (sub-millisecond); the verdict, PSS and
-  # USS come from the Recorder's latest diagnosis (taken at most every
-  # diagnosis_interval seconds, as it reads /proc/self/smaps). In a Puma cluster the
+  # Every figure of a scrape comes from one moment of the Recorder: the Reporter's latest,
+  # or, where that is older than diagnosis_interval seconds, a fresh one (it reads
+  # /proc/self/smaps, which costs milliseconds in a large process). In a Puma cluster the
   # scrape also returns every other live worker's series, as each worker's Reporter
   # last published them, labelled worker="N".
   class Metrics
@@ -20,8 +20,8 @@ module BloatProbe
     # Endpoints or jobs given a label of their own; the rest are summed under "other".
     ENDPOINT_LABELS = 20
 
-    # What one process's series are read from: one sample (stats, memory) and the
-    # latest diagnosis beside it, the Trimmer if the process runs one, and the
+    # What one process's series are read from: one Recorder moment (its stats, memory and
+    # the diagnosis of those very figures), the Trimmer if the process runs one, and the
     # attribution's entries.
     Snapshot = Struct.new(:stats, :memory, :diagnosis, :trimmer, :attribution, keyword_init: true) do
       def glibc?
@@ -75,13 +75,14 @@ module BloatProbe
         [[{ allocator: s.stats.allocator.to_s, version: s.stats.allocator_version.to_s }, 1]]
       end,
       family("bloat_probe_malloc_in_use_bytes", "gauge",
-             "Bytes malloc'd and not freed (glibc: arenas and mmapped chunks; jemalloc: allocated).") do |s|
-        s.stats.malloc_in_use
-      end,
+             "Bytes malloc'd and not freed, Ruby's heap pages not counted " \
+             "(glibc: arenas and mmapped chunks; jemalloc: allocated).") { |s| s.diagnosis.malloc_in_use },
       family("bloat_probe_malloc_free_bytes", "gauge",
-             "Bytes the allocator holds free " \
-             "(glibc: free chunks in the arenas; jemalloc: resident minus allocated).") do |s|
-        s.stats.malloc_free
+             "Bytes the allocator holds free and still resident " \
+             "(glibc: free chunks in the arenas; jemalloc: resident minus allocated).") { |s| s.diagnosis.free },
+      family("bloat_probe_malloc_in_use_growth_bytes_per_hour", "gauge",
+             "How fast memory in use has grown since the warm-up (least squares; absent during it).") do |s|
+        s.diagnosis.trend&.in_use_per_hour&.round
       end,
       family("bloat_probe_malloc_trimmable_bytes", "gauge",
              "Bytes malloc_trim(0) would hand back, estimated (glibc only).") { |s| s.diagnosis.trimmable if s.glibc? },
@@ -184,17 +185,17 @@ module BloatProbe
         return [405, { "content-type" => "text/plain", "allow" => "GET, HEAD" }, ["GET only\n"]]
       end
 
-      series = self.class.series(self.class.snapshot(@probe, record: false), labels: @probe.labels)
+      series = self.class.series(self.class.snapshot(@probe), labels: @probe.labels)
       series.concat(@probe.cluster.peer_series) if @probe.cluster
       body = self.class.render(series)
       [200, { "content-type" => CONTENT_TYPE, "content-length" => body.bytesize.to_s },
        [env["REQUEST_METHOD"] == "HEAD" ? "" : body]]
     end
 
-    # A fresh sample of the probe's Recorder and its latest diagnosis.
-    def self.snapshot(probe, record:)
-      stats, memory = probe.recorder.sample(record: record)
-      Snapshot.new(stats: stats, memory: memory, diagnosis: probe.recorder.diagnosis, trimmer: probe.trimmer,
+    # One moment of the probe's Recorder (its latest, unless older than the diagnosis
+    # interval), with the probe's Trimmer and attribution.
+    def self.snapshot(probe, moment = probe.recorder.moment)
+      Snapshot.new(stats: moment.stats, memory: moment.memory, diagnosis: moment.diagnosis, trimmer: probe.trimmer,
                    attribution: probe.attribution&.entries)
     end
   end

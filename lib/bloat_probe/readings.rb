@@ -68,13 +68,15 @@ module BloatProbe
         raise Error, "#{name}: got the fields #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
       end
 
-      # A nested reading's value built by the block, or the value as it is.
+      # A nested reading's value built by the block from its Hash (one already built, as a
+      # Ruby-made Diagnosis is given its Trend, is taken as it is), or the value as it is.
       def nested_value(field, value)
         kind, class_name = self::NESTED[field]
         return value if kind.nil? || value.nil?
 
         nested = BloatProbe.const_get(class_name)
-        kind == :readings ? value.map { |item| yield nested, item } : yield(nested, value)
+        build = ->(item) { item.is_a?(nested) ? item : yield(nested, item) }
+        kind == :readings ? value.map(&build) : build.call(value)
       end
     end
 

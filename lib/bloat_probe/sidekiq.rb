@@ -21,14 +21,14 @@ module BloatProbe
       attr_reader :server
 
       def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
-                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, config: nil)
+                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, config: nil)
         BloatProbe.check_number("port", port, PORTS, Integer)
         raise TypeError, "bind must be a String address, got #{BloatProbe.excerpt(bind)}" unless bind.is_a?(String)
 
         # Checked now, in the initializer, not later on Sidekiq's startup event.
         BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
         probe = BloatProbe.probe
-        probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval)
+        probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
         hook = lambda do |sidekiq|
           sidekiq.server_middleware { |chain| chain.add(Middleware, probe.attribution) }
           sidekiq.on(:startup) do

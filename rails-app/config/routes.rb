@@ -19,5 +19,6 @@ Rails.application.routes.draw do
   if Rails.configuration.x.bloat_probe.workload
     get "workload/strings", to: "workloads#strings", as: :workload_strings
     get "workload/churn", to: "workloads#churn", as: :workload_churn
+    get "workload/keep", to: "workloads#keep", as: :workload_keep
   end
 end

@@ -12,8 +12,10 @@ require "bloat_probe"
 # Settings, from the environment, checked when Puma starts (a bad one stops the boot,
 # naming it):
 #   BLOAT_PROBE_REPORT_INTERVAL      seconds between log lines (0.1 to 86400; default 60)
-#   BLOAT_PROBE_DIAGNOSIS_INTERVAL   seconds between diagnoses, which read /proc/self/smaps
-#                                    (1 to 86400; default 60)
+#   BLOAT_PROBE_DIAGNOSIS_INTERVAL   seconds a moment may be reused by a scrape or a view;
+#                                    each reads /proc/self/smaps (1 to 86400; default 60)
+#   BLOAT_PROBE_WARMUP               seconds before the trend starts: growth after it is
+#                                    growth, not start-up (0 to 604800; default 600)
 Puma::Plugin.create do
   def start(launcher)
     setting = BloatProbe::Setting
@@ -22,8 +24,10 @@ Puma::Plugin.create do
     diagnosis_interval = setting.seconds("BLOAT_PROBE_DIAGNOSIS_INTERVAL",
                                          range: BloatProbe::Recorder::DIAGNOSIS_INTERVALS,
                                          default: BloatProbe::Recorder::DIAGNOSIS_INTERVAL)
+    warmup = setting.seconds("BLOAT_PROBE_WARMUP", range: BloatProbe::Recorder::WARMUPS,
+                                                   default: BloatProbe::Recorder::WARMUP)
     probe = BloatProbe.probe
-    probe.recorder = BloatProbe::Recorder.new(diagnosis_interval: diagnosis_interval)
+    probe.recorder = BloatProbe::Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
     # Puma 6 logs through launcher.log_writer, Puma 5.6 through launcher.events.
     puma_log = launcher.respond_to?(:log_writer) ? launcher.log_writer : launcher.events
     log = ->(line) { puma_log.log(line) }

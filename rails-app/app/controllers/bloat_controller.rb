@@ -14,7 +14,7 @@ class BloatController < ApplicationController
     recorder = BloatProbe.probe.recorder
     @stats = BloatProbe.arena_stats
     @memory = BloatProbe.memory(detail: true)
-    @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory)
+    @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory, trend: recorder.trend)
     @history = recorder.history
     @attribution = BloatProbe.attribution
   end

@@ -11,6 +11,7 @@ class WorkloadsController < ApplicationController
     count: 1..100_000,
     window: 0..100_000,
     size: 1..(1 << 20),
+    kept: 1..(64 << 20),
     seed: 0..(1 << 62)
   }.freeze
   # Block sizes unless asked otherwise: churn's own defaults, 24 B to 32 KiB.
@@ -47,6 +48,12 @@ class WorkloadsController < ApplicationController
       retain: query_params.fraction(:retain, default: 0.01),
       seed: seed
     )
+  end
+
+  # GET /workload/keep?bytes=1048576: keeps that much native memory for good, as a leak
+  # does (the process budget still bounds it).
+  def keep
+    run_within_budget LeakWorkload.new(bytes: query_params.integer(:bytes, default: 1 << 20, range: POLICY[:kept]))
   end
 
   private

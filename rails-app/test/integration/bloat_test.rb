@@ -101,7 +101,7 @@ class BloatTest < ActionDispatch::IntegrationTest
   test "the dashboard shows the verdict and charts the recorder's history" do
     with_switch(:dashboard) do
       recorder = BloatProbe.probe.recorder
-      2.times { recorder.sample } # what the Reporter does each interval under Puma
+      2.times { recorder.take } # what the Reporter does each interval under Puma
       recorded = recorder.history.size
       get "/bloat", params: { refresh: 0 }
       assert_response :success

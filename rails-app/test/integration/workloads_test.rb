@@ -9,6 +9,20 @@ class WorkloadsTest < ActionDispatch::IntegrationTest
   setup do
     StringWorkload::CACHE.clear
     NativeWorkload::KEPT.clear.each(&:release)
+    LeakWorkload.release_all
+  end
+
+  test "keep holds what it was asked for, for good, and refuses what the policy does not allow" do
+    with_switch(:workload) do
+      before = BloatProbe.retained_bytes
+      2.times { get "/workload/keep", params: { bytes: 2 * MiB } }
+      assert_response :success
+      assert_equal({ "bytes" => 2 * MiB, "kept" => 2 }, response.parsed_body)
+      assert_operator BloatProbe.retained_bytes - before, :>=, 4 * MiB
+      get "/workload/keep", params: { bytes: 65 * MiB }
+      assert_response :unprocessable_entity
+      assert_match(/bytes must be a whole number in 1\.\.67108864/, response.parsed_body["error"])
+    end
   end
 
   test "workload routes are 404 unless enabled" do

@@ -32,7 +32,7 @@ class DashboardTest < ApplicationSystemTestCase
     end.map(&:value)
     with_switch(:dashboard) do
       recorder = BloatProbe.probe.recorder
-      3.times { recorder.sample } # what the Reporter does each interval under Puma
+      3.times { recorder.take } # what the Reporter does each interval under Puma
       visit "/bloat?refresh=0"
       free = Integer(find("#free-resident")["data-bytes"])
       rss = Integer(find("#rss")["data-bytes"])

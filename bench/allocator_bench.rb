@@ -28,6 +28,9 @@ module AllocatorBench
     files = Outputs.write(report, base: base)
     puts "", "Memory in MB (1 MB = 10^6 bytes); latency in ms; medians, with min–max when REPEAT > 1.", report.table
     puts "", *report.findings
+    if report.raisers.any?
+      puts "", "Which endpoints or jobs raised the arenas' high-water marks (all rounds):", *report.raisers
+    end
     width = settings.configs.map { |config| config.name.size }.max
     puts "", "Workload: #{workload.describe}.",
          *settings.configs.map { |config| format("%-#{width}s  %s", config.name, config.summary) }

@@ -64,10 +64,12 @@ module ProbeBench
     puts "", format("%-34s %12s %16s", "reading", "median µs", "× GetProcessMem")
     costs.each { |name, cost| puts format("%-34s %12.2f %16.3f", name, cost * 1e6, cost / base) }
     scrape_costs
+    middleware_cost
     reporter_cpu
     hold.close
     workers.each(&:join)
-    mounted_metrics
+    side_by_side("metrics mounted", "BLOAT_PROBE_METRICS")
+    side_by_side("attribution middleware", "BLOAT_PROBE_ATTRIBUTION")
 
     # Interleaved, so that a noisy moment on this shared machine hits both sides alike.
     rates = Array.new(5) { [churn_rate(1), churn_rate(2)] }
@@ -77,7 +79,8 @@ module ProbeBench
     puts format("%-34s %12.0f   (%.2f× one thread)", "2 native threads", two, two / one)
     puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; " \
              "2 threads ≥ 1.6× 1;",
-         "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s."
+         "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s;",
+         "attribution ≤ 20 µs a request, /posts with it ≥ 0.98× without."
   end
 
   # A scrape reads RSS and malloc_info afresh and reuses the Recorder's diagnosis (taken
@@ -99,6 +102,18 @@ module ProbeBench
                 size)
     puts format("%-34s %12.2f %16.3f   (once per diagnosis interval)", "BloatProbe.diagnose", diagnose * 1e6,
                 diagnose / stats)
+  end
+
+  # What the attribution middleware adds to one request: a measured empty call, on a
+  # thread of its own arena (as a Puma thread is), against the empty call alone.
+  def middleware_cost
+    attribution = BloatProbe::Attribution.new
+    cost, bare = Thread.new do
+      BloatProbe.thread_arena # this thread's arena, checked once
+      [median_cost { attribution.measure("posts#index") { nil } }, median_cost { nil }]
+    end.value
+    puts "", format("%-34s %12s", "attribution middleware", "median µs")
+    puts format("%-34s %12.2f", "one request measured, empty", (cost - bare) * 1e6)
   end
 
   # The process's CPU time over PROBE_SECONDS with a Reporter ticking every second, then
@@ -126,18 +141,16 @@ module ProbeBench
     puts format("%-34s %11.3f%%", "the Reporter's share of one core", share)
   end
 
-  # rails-app's /posts under wrk with the metrics app mounted and without, 3 rounds
-  # interleaved: the mount is a route, not middleware, so other requests do not pass it.
-  def mounted_metrics
-    runs = { "mounted" => [], "not mounted" => [] }
+  # rails-app's /posts under wrk with a switch on and off, 3 rounds interleaved.
+  def side_by_side(label, variable)
+    runs = { "on" => [], "off" => [] }
     Dir.mktmpdir("bloat_probe-probe-bench") do |dir|
       3.times do |round|
-        runs.each do |name, rates|
-          config = AllocatorBench::Configuration.new(
-            name: name, summary: name, env: { "BLOAT_PROBE_METRICS" => name == "mounted" ? "1" : "0" }
-          )
+        runs.each do |state, rates|
+          config = AllocatorBench::Configuration.new(name: state, summary: label,
+                                                     env: { variable => state == "on" ? "1" : "0" })
           server = AllocatorBench::Server.new(config, threads: 5,
-                                                      log_path: File.join(dir, "#{round}-#{rates.size}.log")).start
+                                                      log_path: File.join(dir, "#{round}-#{state}.log")).start
           load = AllocatorBench::Load.new(requests: 3000, concurrency: 10, mix: AllocatorBench::Mix.new("posts:1"),
                                           max_seconds: 120)
           rates << load.run(server.port)[:rps]
@@ -146,10 +159,10 @@ module ProbeBench
         end
       end
     end
-    mounted, plain = runs.values.map { |rates| rates.sort[rates.size / 2] }
+    on, off = runs.values.map { |rates| rates.sort[rates.size / 2] }
     puts "", format("%-34s %12s", "rails-app /posts (median of 3)", "req/s")
-    puts format("%-34s %12.0f", "metrics mounted", mounted)
-    puts format("%-34s %12.0f   (%.2f× not mounted)", "not mounted", plain, mounted / plain)
+    puts format("%-34s %12.0f", "#{label}, #{variable}=1", on)
+    puts format("%-34s %12.0f   (%.2f× without)", "without, #{variable}=0", off, on / off)
   end
 end
 

@@ -190,7 +190,7 @@ class BenchTest < Minitest::Test
   def assert_findings(out, report)
     rows = report[:rows].to_h { |row| [row[:config], row] }
     findings = report[:findings]
-    assert_equal 3, findings.size, findings.inspect
+    assert_equal 4, findings.size, findings.inspect
     findings.each { |sentence| assert_includes out, sentence }
     glibc = rows["glibc"]
     arena2 = rows["arena2"]
@@ -200,6 +200,11 @@ class BenchTest < Minitest::Test
     assert_includes findings[1], format("glibc's RSS was %.1f× the memory in use", glibc[:rss_per_in_use])
     assert_includes findings[2],
                     format("glibc's RSS was %.2f× arena2's", glibc[:rss_end_of_load].fdiv(arena2[:rss_end_of_load]))
+    # The mix's heavy request (churn, 8000 blocks held at once) sets the high-water marks.
+    top = glibc[:raisers].first
+    assert_equal "workloads#churn", top[:name]
+    assert_match(/\AUnder glibc, workloads#churn raised the arenas' high-water marks most: \d+ MB, \d+%/, findings[3])
+    assert_match(/^glibc: workloads#churn \d+ MB \(\d+%\)/, out, "the top three per configuration")
   end
 
   # Not a terminal: one plain line per phase, with the elapsed time, and an estimate once

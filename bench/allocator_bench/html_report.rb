@@ -58,6 +58,7 @@ module AllocatorBench
         <p>Memory in MB (10<sup>6</sup> bytes), latency in ms; medians, with the lowest and highest round when
         there were several. The verdict is <code>BloatProbe.diagnose</code>'s in the server after the idle tail.</p>
         #{table(*@report.table_cells, id: "results")}
+        #{raisers}
         #{ratios}
         <h2>RSS over time</h2>
         <figure id="timeline">#{@timeline}</figure>
@@ -105,6 +106,14 @@ module AllocatorBench
     def figure(cell)
       median, range = cell.to_s.match(/\A(.*?) \((\S+–\S+)\)\z/)&.captures
       median ? "#{esc(median)}<small>#{esc(range)}</small>" : esc(cell)
+    end
+
+    def raisers
+      lines = @report.raisers
+      return "" if lines.empty?
+
+      "<h3>Which endpoints or jobs raised the arenas' high-water marks</h3>\n" \
+        "<ul id=\"raisers\">#{lines.map { |line| "<li>#{esc(line)}</li>" }.join}</ul>"
     end
 
     def ratios

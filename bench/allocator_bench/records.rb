@@ -30,10 +30,13 @@ module AllocatorBench
 
   # Sizes in bytes, latency in ms, throughput per second. The arena figures are glibc's,
   # nil under another allocator; samples are { t:, rss:, phase: } every sample interval.
+  # attribution: the endpoints or jobs that raised the arenas most during the run
+  # ({ name:, calls:, raised_bytes:, rss_growth: }, largest first); attributed_rise, what
+  # they raised in all; arena_rise, how far malloc_info says the high-water marks rose.
   Measured = Struct.new(:config, :round, :server_pid, :redis_pid, :rss_start, :rss_end_of_load, :rss_after_idle,
                         :rss_peak, :rps, :p50_ms, :p99_ms, :requests, :errors, :allocator, :allocator_version,
                         :verdict, :arena_count, :in_use, :free, :rss_per_in_use, :arenas, :trimmer, :samples,
-                        keyword_init: true)
+                        :attribution, :attributed_rise, :arena_rise, keyword_init: true)
 
   class Measured
     def measured? = true
@@ -60,7 +63,10 @@ module AllocatorBench
 
   # A configuration's line in the table: its figures over the rounds, the verdicts seen
   # (verdict => rounds), or why it has none (skipped, failed).
-  Row = Struct.new(:config, :runs, :verdicts, :figures, :skipped, :failed, keyword_init: true)
+  # raisers: the names that raised the arenas most over all rounds ({ name:, raised_bytes: },
+  # largest first); attributed_share: what they raised in all ÷ malloc_info's rise (glibc).
+  Row = Struct.new(:config, :runs, :verdicts, :figures, :raisers, :attributed_share, :skipped, :failed,
+                   keyword_init: true)
 
   class Row
     FIGURES = %i[rps p50_ms p99_ms arena_count in_use free rss_per_in_use errors
@@ -74,7 +80,20 @@ module AllocatorBench
       return new(config: name, failed: runs.find { |run| run.is_a?(Failed) }.reason) if done.empty?
 
       new(config: name, runs: done.size, verdicts: done.filter_map(&:verdict).tally,
-          figures: FIGURES.to_h { |key| [key, Figure.of(done.map { |run| run[key] })] }.compact)
+          figures: FIGURES.to_h { |key| [key, Figure.of(done.map { |run| run[key] })] }.compact,
+          raisers: raisers(done), attributed_share: attributed_share(done))
+    end
+
+    def self.raisers(runs)
+      totals = Hash.new(0)
+      runs.flat_map { |run| run.attribution.to_a }.each { |entry| totals[entry[:name]] += entry[:raised_bytes] }
+      totals.sort_by { |_name, bytes| -bytes }.map { |name, bytes| { name: name, raised_bytes: bytes } }
+    end
+
+    def self.attributed_share(runs)
+      measured = runs.select(&:arena_rise)
+      rise = measured.sum(&:arena_rise)
+      measured.sum(&:attributed_rise).fdiv(rise) if rise.positive?
     end
 
     def measured? = skipped.nil? && failed.nil?
@@ -93,7 +112,8 @@ module AllocatorBench
       return { config: config, skipped: skipped } if skipped
       return { config: config, failed: failed } if failed
 
-      figures.each_with_object({ config: config, runs: runs, verdicts: verdicts }) do |(key, figure), hash|
+      row = { config: config, runs: runs, verdicts: verdicts, raisers: raisers, attributed_share: attributed_share }
+      figures.each_with_object(row.compact) do |(key, figure), hash|
         hash[key] = figure.median
         hash[:"#{key}_range"] = figure.minmax if figure.range?
       end

@@ -73,11 +73,27 @@ module AllocatorBench
     def findings
       glibc = measured_rows.find { |row| row.config == "glibc" }
       arena2 = measured_rows.find { |row| row.config == "arena2" }
-      [lowest_after_idle(measured_rows, glibc), glibc_overhead(glibc), glibc_against_arena2(glibc, arena2)].compact
+      [lowest_after_idle(measured_rows, glibc), glibc_overhead(glibc), glibc_against_arena2(glibc, arena2),
+       glibc_raiser(glibc)].compact
     end
 
     def measured_rows
       @rows.select(&:measured?)
+    end
+
+    # Per configuration, the three names that raised the arenas' high-water marks most
+    # over its rounds, with each one's share of all that was raised, and the attributed
+    # total against malloc_info's rise.
+    def raisers
+      measured_rows.select { |row| row.raisers&.any? }.map do |row|
+        total = row.raisers.sum { |entry| entry[:raised_bytes] }
+        top = row.raisers.first(3).map do |entry|
+          share = 100.0 * entry[:raised_bytes] / [total, 1].max
+          format("%s %s MB (%.0f%%)", entry[:name], mb(entry[:raised_bytes]), share)
+        end
+        share = row.attributed_share ? format("; %.2f× malloc_info's rise", row.attributed_share) : ""
+        "#{row.config}: #{top.join(", ")}#{share}"
+      end
     end
 
     def to_h
@@ -118,6 +134,15 @@ module AllocatorBench
       format("At the end of the load glibc's RSS was %.2f× arena2's (MALLOC_ARENA_MAX=2): %s MB against %s MB.",
              glibc.median(:rss_end_of_load).fdiv(arena2.median(:rss_end_of_load)), mb(glibc.median(:rss_end_of_load)),
              mb(arena2.median(:rss_end_of_load)))
+    end
+
+    def glibc_raiser(glibc)
+      top = glibc&.raisers&.first or return
+      total = glibc.raisers.sum { |entry| entry[:raised_bytes] }
+      return unless total.positive?
+
+      format("Under glibc, %s raised the arenas' high-water marks most: %s MB, %.0f%% of all that requests " \
+             "or jobs raised.", top[:name], mb(top[:raised_bytes]), 100.0 * top[:raised_bytes] / total)
     end
 
     def mb(bytes)

@@ -69,6 +69,7 @@ module AllocatorBench
     def measure(server, config, round, boot_started)
       sampler = Sampler.new(server, interval: @settings.sample_interval, started_at: boot_started).start
       rss_start = server.rss
+      stats_start = server.stats
       sampler.phase = "load"
       total = @workload.total
       load = @workload.drive(server) do |done|
@@ -83,7 +84,8 @@ module AllocatorBench
       sampler.stop
       Measured.new(config: config.name, round: round, server_pid: server.pid, rss_start: rss_start,
                    rss_end_of_load: rss_end_of_load, rss_after_idle: rss_after_idle, **load, **arena_figures(stats),
-                   trimmer: stats.trimmer, rss_peak: sampler.peak, samples: sampler.samples)
+                   **attribution_figures(stats_start, stats), trimmer: stats.trimmer, rss_peak: sampler.peak,
+                   samples: sampler.samples)
     end
 
     # The load stops, but not all traffic: a trickle of ordinary page views or small jobs
@@ -101,6 +103,24 @@ module AllocatorBench
 
     def monotonic
       Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
+    # What each endpoint or job raised between two readings of the server, the largest
+    # five, and how far malloc_info says the arenas' high-water marks rose meanwhile.
+    def attribution_figures(start, finish)
+      before = start.attribution.to_h { |entry| [entry.name, entry] }
+      grown = finish.attribution.filter_map do |entry|
+        was = before[entry.name]
+        calls = entry.calls - (was&.calls || 0)
+        next unless calls.positive?
+
+        { name: entry.name, calls: calls, raised_bytes: entry.raised_bytes - (was&.raised_bytes || 0),
+          rss_growth: entry.rss_growth - (was&.rss_growth || 0) }
+      end
+      grown.sort_by! { |entry| -entry[:raised_bytes] }
+      marks = ->(stats) { stats.arena_stats.arenas&.sum(&:system_max) }
+      { attribution: grown.first(5), attributed_rise: grown.sum { |entry| entry[:raised_bytes] },
+        arena_rise: marks.call(finish) && marks.call(finish) - marks.call(start) }
     end
 
     # The server's arenas and verdict after the idle tail (a BloatProbe::StatsDocument).

@@ -67,13 +67,16 @@ module AllocatorBench
       self
     end
 
-    # Enqueues `count` StringsJobs, the i-th with args.call(i), in batches, and yields the
-    # number done as it grows; returns the jobs' own durations (seconds) and the wall time.
-    def run_jobs(count, max_seconds:, args:)
+    # Enqueues `count` jobs, the i-th as job.call(i) says ([class name, arguments]), in
+    # batches, and yields the number done as it grows; returns the jobs' own durations
+    # (seconds) and the wall time.
+    def run_jobs(count, max_seconds:, job:)
       redis("DEL", DURATIONS)
       started = monotonic
       (0...count).each_slice(1000) do |slice|
-        push_bulk("class" => "StringsJob", "args" => slice.map { |i| args.call(i) })
+        slice.map { |i| job.call(i) }.group_by(&:first).each do |name, jobs|
+          push_bulk("class" => name, "args" => jobs.map(&:last))
+        end
       end
       loop do
         done = redis("LLEN", DURATIONS).to_i

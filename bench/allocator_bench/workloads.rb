@@ -78,17 +78,18 @@ module AllocatorBench
 
       # Job p50/p99 are the jobs' own run times, not their wait in the queue.
       def drive(worker, &progress)
-        result = worker.run_jobs(settings.jobs, max_seconds: 600, args: method(:job_args), &progress)
+        result = worker.run_jobs(settings.jobs, max_seconds: 600, job: method(:job), &progress)
         times = result[:seconds].sort
         { rps: times.size / result[:wall],
           p50_ms: percentile(times, 0.50) * 1000, p99_ms: percentile(times, 0.99) * 1000,
           requests: times.size, errors: settings.jobs - times.size, redis_pid: worker.redis_pid }
       end
 
-      # StringsJob's arguments for the i-th job: [strings, seed, hold them all].
-      def job_args(index)
+      # The i-th job: [class, [strings, seed, hold them all]]; an ExportJob is a StringsJob
+      # that holds what it builds, named apart so that the attribution can tell them.
+      def job(index)
         heavy = index % HEAVY_EVERY == HEAVY_EVERY - 1
-        [heavy ? HEAVY_STRINGS : STRINGS, index, heavy]
+        heavy ? ["ExportJob", [HEAVY_STRINGS, index, true]] : ["StringsJob", [STRINGS, index, false]]
       end
 
       # A small job, as a quiet worker still gets now and then.

@@ -7,6 +7,7 @@ $LOAD_PATH.unshift(File.expand_path("../../lib", __dir__))
 require "json"
 require "sidekiq"
 require "bloat_probe"
+require "bloat_probe/sidekiq"
 
 module BenchJobs
   # Keys the bench reads; the bench's Redis is its own, so nothing else is there.
@@ -54,6 +55,10 @@ class StringsJob
   end
 end
 
+# The export: a heavy job that holds all it builds until it ends.
+class ExportJob < StringsJob
+end
+
 # What BloatProbe sees in this process, for the bench's table.
 class ProbeJob
   include Sidekiq::Job
@@ -67,6 +72,12 @@ end
 # redis-rb 4.8 (Debian 12) warns on each of Sidekiq 6.4's pipelined calls, once per job:
 # notices of its own API change, not errors, which would bury the log.
 Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+
+# Which job class raised the arenas (BloatProbe.attribution), as BloatProbe::Sidekiq.install
+# records it in an app.
+Sidekiq.configure_server do |config|
+  config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
+end
 
 # BLOAT_PROBE_TRIM_INTERVAL=1: the bench's `trim` remedy, as rails-app's initializer.
 interval = BloatProbe::Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)

@@ -4,10 +4,11 @@ require "json"
 
 module BloatProbe
   # This process's memory as one JSON document: which process answered, its arena stats,
-  # memory and diagnosis, its Trimmer's counts and a GC.stat summary. rails-app's
+  # memory and diagnosis, its Trimmer's counts, a GC.stat summary and the attribution. rails-app's
   # /bloat/stats.json and the bench's Sidekiq probe job write it with .take; the bench and
   # the tests read it back with .parse, as values again.
-  StatsDocument = Struct.new(:process, :arena_stats, :memory, :diagnosis, :trimmer, :gc, keyword_init: true)
+  StatsDocument = Struct.new(:process, :arena_stats, :memory, :diagnosis, :trimmer, :gc, :attribution,
+                             keyword_init: true)
 
   class StatsDocument
     GC_FIELDS = %i[count minor_gc_count major_gc_count heap_live_slots heap_free_slots total_allocated_objects
@@ -18,18 +19,20 @@ module BloatProbe
       yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
       new(process: { pid: Process.pid, ruby: RUBY_VERSION, yjit: yjit, **process },
           arena_stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true), diagnosis: BloatProbe.diagnose,
-          trimmer: probe.trimmer&.to_h, gc: GC.stat.slice(*GC_FIELDS))
+          trimmer: probe.trimmer&.to_h, gc: GC.stat.slice(*GC_FIELDS), attribution: probe.attribution.entries)
     end
 
     def self.parse(text)
       hash = JSON.parse(text, symbolize_names: true)
       new(**hash, arena_stats: ArenaStats.from_json_h(hash.fetch(:arena_stats)),
                   memory: Memory.from_json_h(hash.fetch(:memory)),
-                  diagnosis: Diagnosis.from_json_h(hash.fetch(:diagnosis)))
+                  diagnosis: Diagnosis.from_json_h(hash.fetch(:diagnosis)),
+                  attribution: hash.fetch(:attribution).map { |entry| Attribution::Entry.from_json_h(entry) })
     end
 
     def to_h
-      super.merge(arena_stats: arena_stats.to_h, memory: memory.to_h, diagnosis: diagnosis.to_h)
+      super.merge(arena_stats: arena_stats.to_h, memory: memory.to_h, diagnosis: diagnosis.to_h,
+                  attribution: attribution.map(&:to_h))
     end
 
     def to_json(*args)

@@ -20,8 +20,11 @@ module BloatyMcBloatface
     # ab -k speaks HTTP/1.0 keep-alive, which needs a Content-Length on every response.
     config.middleware.insert_before 0, Rack::ContentLength
     config.middleware.insert_after Rack::ContentLength, MalformedQueryGuard
-    # Which endpoint raised each arena's high-water mark (BloatProbe.attribution, /bloat).
-    config.middleware.insert_after MalformedQueryGuard, BloatProbe::Attribution::Middleware
+    # Which endpoint raised each arena's high-water mark (BloatProbe.attribution, /bloat);
+    # BLOAT_PROBE_ATTRIBUTION=0 leaves it out (bin/rake bench:probe measures its cost so).
+    if BloatProbe::Setting.boolean("BLOAT_PROBE_ATTRIBUTION", default: true)
+      config.middleware.insert_after MalformedQueryGuard, BloatProbe::Attribution::Middleware
+    end
 
     # The database unreachable (PostgreSQL restarting under docker-compose) is a 503, not
     # a 500; the log names the error, and the next request reconnects. Responses are looked

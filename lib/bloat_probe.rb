@@ -100,6 +100,14 @@ module BloatProbe
       ThreadArena.from_h(Native.thread_arena)
     end
 
+    # The container this process runs in: its cgroup's memory limit and usage (what an
+    # OOM kill is decided on), anon and file bytes, CPU quota and cpuset, and glibc's arena
+    # cap, which glibc sizes from the host's CPUs, not the container's. nil where there is
+    # no limit, or no glibc.
+    def cgroup
+      Cgroup.from_h(Native.cgroup)
+    end
+
     # Where the memory went, per endpoint or job, as the middlewares recorded it
     # (BloatProbe::Attribution::Middleware, and BloatProbe::Sidekiq's): the largest first.
     def attribution

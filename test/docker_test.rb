@@ -69,6 +69,22 @@ class DockerTest < Minitest::Test
     print_table(rows)
   end
 
+  # BloatProbe.cgroup in a real container (cgroup v1 on this engine) with a memory limit
+  # and one CPU: glibc still sizes its arena cap from the host's CPUs.
+  def test_the_container_readings_under_a_memory_limit_and_one_cpu
+    script = 'require "bloat_probe"; require "json"; puts JSON.generate(BloatProbe.cgroup.to_h)'
+    out = capture("docker", "run", "--rm", "--memory", "512m", "--cpus", "1", "--cpuset-cpus", "0",
+                  "bloat-probe:#{stack}", "bundle", "exec", "ruby", "-e", script)
+    cgroup = JSON.parse(out.lines.last, symbolize_names: true)
+    assert_equal 512 << 20, cgroup[:memory_limit]
+    assert_operator cgroup[:memory_usage], :>, 0
+    assert_operator cgroup[:anon], :>, 0
+    assert_in_delta 1.0, cgroup[:cpu_quota], 0.001
+    assert_equal 1, cgroup[:cpuset_cpus]
+    assert_equal 8 * Etc.nprocessors, cgroup[:arena_cap], "glibc counts the host's #{Etc.nprocessors} CPUs"
+    puts "\nBloatProbe.cgroup in docker run --memory 512m --cpus 1 --cpuset-cpus 0: #{cgroup}"
+  end
+
   def test_the_probe_in_the_container_and_the_database_going_away
     compose("up", "-d")
     wait_for_posts

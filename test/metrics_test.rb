@@ -97,7 +97,12 @@ class MetricsTest < Minitest::Test
       _status, _headers, body = BloatProbe::Metrics.new.call("REQUEST_METHOD" => "GET")
       puts JSON.dump(families: body.join.scan(/^# TYPE (\\S+)/).flatten)
     RUBY
-    assert_equal BloatProbe::Metrics::FAMILIES.map(&:name).sort, (glibc | jemalloc).sort
+    # A container with a memory limit (as test/docker_test.rb reads one in a real one).
+    limited = BloatProbe::Metrics.snapshot(probe).to_h.merge(
+      cgroup: BloatProbe::Cgroup.from_h(BloatProbe.cgroup.to_h.merge(memory_limit: 512 << 20))
+    )
+    contained = BloatProbe::Metrics.series(BloatProbe::Metrics::Snapshot.new(**limited)).map(&:first).uniq
+    assert_equal BloatProbe::Metrics::FAMILIES.map(&:name).sort, (glibc | jemalloc | contained).sort
   end
 
   # The largest endpoints get a label each, the rest are summed as other, and names that

@@ -51,7 +51,26 @@ module BloatProbe
         "#{(100 * thresholds[:free_share]).round}% of RSS free, and nothing grows."
     end
 
-    def remedies(verdict, figures, stats)
+    def remedies(verdict, figures, stats, cgroup = nil)
+      arena_remedies(verdict, figures, stats).then do |list|
+        cap = arena_cap_note(cgroup) if %i[arena_fragmentation allocator_retained].include?(verdict) && stats.glibc?
+        cap ? [cap, *list] : list
+      end
+    end
+
+    # glibc's cap counts the host's CPUs: a one-CPU container on a 64-core host may make
+    # 512 arenas.
+    def arena_cap_note(cgroup)
+      cpus = cgroup&.cpu_quota&.ceil || cgroup&.cpuset_cpus
+      cap = cgroup&.arena_cap
+      return unless cpus && cap && cap > 8 * cpus
+
+      "glibc allows #{cap} arenas here (8 × the host's #{cgroup.online_cpus} CPUs), while this container has " \
+        "#{cpus} CPU#{"s" if cpus > 1}: MALLOC_ARENA_MAX=#{8 * cpus} sizes the cap to the container (2 caps it " \
+        "further)"
+    end
+
+    def arena_remedies(verdict, figures, stats)
       trim = figures.trimmable &&
              "malloc_trim(0) would hand back about #{Format.bytes(figures.trimmable)} now (estimated from " \
              "malloc_info's free chunks); BloatProbe::Trimmer.start(interval: 60) does it periodically"

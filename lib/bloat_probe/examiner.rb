@@ -75,13 +75,13 @@ module BloatProbe
     # very readings it shows): memory must have been read with detail: true. trend: the
     # Recorder's, since the warm-up; without one, growth cannot be told from a snapshot.
     def diagnosis(stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true),
-                  figures: figures(stats, memory), trend: nil)
+                  figures: figures(stats, memory), trend: nil, cgroup: BloatProbe.cgroup)
       verdict = verdict_for(figures, memory.rss, trend)
       Diagnosis.from_h(
         verdict: verdict, allocator: "#{stats.allocator} #{stats.allocator_version}", rss: memory.rss,
         pss: memory.pss, uss: memory.uss, **figures.to_h, arena_count: stats.arena_count, trend: trend,
         taken_at: Time.now.to_f, explanation: Advice.explanation(verdict, figures, memory.rss, thresholds, trend),
-        remedies: Advice.remedies(verdict, figures, stats)
+        remedies: Advice.remedies(verdict, figures, stats, cgroup)
       )
     end
 

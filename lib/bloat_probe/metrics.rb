@@ -23,7 +23,7 @@ module BloatProbe
     # What one process's series are read from: one Recorder moment (its stats, memory and
     # the diagnosis of those very figures), the Trimmer if the process runs one, and the
     # attribution's entries.
-    Snapshot = Struct.new(:stats, :memory, :diagnosis, :trimmer, :attribution, keyword_init: true) do
+    Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, keyword_init: true) do
       def glibc?
         stats.glibc?
       end
@@ -97,6 +97,21 @@ module BloatProbe
         per_arena(s, :in_use)
       end,
       family("bloat_probe_arena_free_bytes", "gauge", "Bytes free in each glibc arena.") { |s| per_arena(s, :free) },
+      family("bloat_probe_cgroup_memory_limit_bytes", "gauge",
+             "The container's memory limit (cgroup memory.max or memory.limit_in_bytes); absent without one.") do |s|
+        s.cgroup&.memory_limit
+      end,
+      family("bloat_probe_cgroup_memory_usage_bytes", "gauge",
+             "The container's memory usage, as the OOM killer sees it.") do |s|
+        s.cgroup&.memory_usage
+      end,
+      family("bloat_probe_cgroup_anon_bytes", "gauge", "Anonymous memory of the container (memory.stat).") do |s|
+        s.cgroup&.anon
+      end,
+      family("bloat_probe_glibc_arena_cap", "gauge",
+             "Arenas glibc may make here: MALLOC_ARENA_MAX, its tunable, or 8 × the host's CPUs.") do |s|
+        s.cgroup&.arena_cap
+      end,
       family("bloat_probe_ruby_heap_bytes", "gauge", "Bytes of Ruby's object heap pages (GC.stat).") do |s|
         s.diagnosis.ruby_heap
       end,
@@ -195,8 +210,8 @@ module BloatProbe
     # One moment of the probe's Recorder (its latest, unless older than the diagnosis
     # interval), with the probe's Trimmer and attribution.
     def self.snapshot(probe, moment = probe.recorder.moment)
-      Snapshot.new(stats: moment.stats, memory: moment.memory, diagnosis: moment.diagnosis, trimmer: probe.trimmer,
-                   attribution: probe.attribution&.entries)
+      Snapshot.new(stats: moment.stats, memory: moment.memory, cgroup: moment.cgroup, diagnosis: moment.diagnosis,
+                   trimmer: probe.trimmer, attribution: probe.attribution&.entries)
     end
   end
 end

@@ -23,7 +23,7 @@ module BloatProbe
     HISTORY_SIZES = 2..100_000
 
     # The readings of one moment and their diagnosis.
-    Moment = Struct.new(:stats, :memory, :diagnosis, :sample, keyword_init: true)
+    Moment = Struct.new(:stats, :memory, :cgroup, :diagnosis, :sample, keyword_init: true)
 
     attr_reader :examiner, :diagnosis_interval, :history_size, :warmup
 
@@ -44,13 +44,15 @@ module BloatProbe
     def take(record: true)
       stats = BloatProbe.arena_stats
       memory = BloatProbe.memory(detail: true)
+      cgroup = BloatProbe.cgroup
       figures = @examiner.figures(stats, memory)
       sample = Sample.new(Time.now.to_f, memory.rss, figures.malloc_in_use, figures.free, stats.arena_count,
                           figures.ruby_heap)
       @lock.synchronize do
         remember(sample) if record
-        diagnosis = @examiner.diagnosis(stats: stats, memory: memory, figures: figures, trend: trend_locked(sample))
-        @latest = Moment.new(stats: stats, memory: memory, diagnosis: diagnosis, sample: sample)
+        diagnosis = @examiner.diagnosis(stats: stats, memory: memory, figures: figures, trend: trend_locked(sample),
+                                        cgroup: cgroup)
+        @latest = Moment.new(stats: stats, memory: memory, cgroup: cgroup, diagnosis: diagnosis, sample: sample)
       end
     end
 

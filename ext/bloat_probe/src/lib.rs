@@ -5,6 +5,7 @@
 pub mod allocator;
 pub mod arena_stats;
 pub mod bundled_jemalloc;
+pub mod cgroup;
 pub mod glibc;
 pub mod malloc_info;
 pub mod malloc_stats;

@@ -177,7 +177,7 @@ macro_rules! reading {
 }
 
 /// Every reading Ruby sees, nested ones included.
-pub fn all() -> [&'static Schema; 11] {
+pub fn all() -> [&'static Schema; 12] {
     [
         &crate::glibc::Mallinfo::SCHEMA,
         &crate::glibc::TrimResult::SCHEMA,
@@ -190,6 +190,7 @@ pub fn all() -> [&'static Schema; 11] {
         &crate::malloc_stats::ArenaLine::SCHEMA,
         &crate::workload::ChurnResult::SCHEMA,
         &crate::thread_arena::ThreadArena::SCHEMA,
+        &crate::cgroup::Cgroup::SCHEMA,
     ]
 }
 

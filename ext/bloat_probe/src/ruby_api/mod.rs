@@ -6,6 +6,7 @@
 mod allocator;
 mod arena_stats;
 mod args;
+mod cgroup;
 mod churn;
 mod errors;
 mod fields;
@@ -33,6 +34,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;
     native.define_singleton_method("trim", function!(trim::trim, 1))?;
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
+    native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;
     native.define_singleton_method("thread_arena_mark", function!(thread_arena::thread_arena_mark, 0))?;
     native.define_singleton_method("churn", function!(churn::churn, -1))?;
     native.define_singleton_method("churn_worst_case_bytes", function!(churn::worst_case_bytes, -1))?;

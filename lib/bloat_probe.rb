@@ -36,6 +36,7 @@ require_relative "bloat_probe/probe"
 require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
+require_relative "bloat_probe/guard"
 require_relative "bloat_probe/stats_document"
 
 module BloatProbe
@@ -117,6 +118,12 @@ module BloatProbe
     # Which threads were last seen on which arena, running which endpoint or job.
     def thread_arenas
       probe.attribution.thread_arenas
+    end
+
+    # Purges every arena of a preloaded jemalloc now (its freed pages would otherwise wait
+    # for their decay); NotJemallocError under another allocator.
+    def jemalloc_purge
+      Native.jemalloc_purge
     end
 
     # malloc_trim(pad): hands free pages of every arena back to the system.

@@ -23,7 +23,7 @@ module BloatProbe
     # What one process's series are read from: one Recorder moment (its stats, memory and
     # the diagnosis of those very figures), the Trimmer if the process runs one, and the
     # attribution's entries.
-    Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, keyword_init: true) do
+    Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, :guard, keyword_init: true) do
       def glibc?
         stats.glibc?
       end
@@ -136,6 +136,14 @@ module BloatProbe
       end,
       family("bloat_probe_endpoint_rss_growth_bytes_total", "counter",
              "Bytes by which the process's RSS grew while a request or job ran.") { |s| per_endpoint(s, :rss_growth) },
+      family("bloat_probe_guard_actions_total", "counter",
+             "What BloatProbe::Guard did over budget (trim, purge, restart), by the verdict it acted on.") do |s|
+        s.guard&.actions&.map { |(action, verdict), count| [{ action: action.to_s, verdict: verdict.to_s }, count] }
+      end,
+      family("bloat_probe_guard_released_bytes_total", "counter",
+             "Bytes by which the guard's trims and purges brought the measured memory down.") do |s|
+        s.guard&.released_bytes
+      end,
       family("bloat_probe_verdict", "gauge", "The latest diagnosis: 1 for its verdict, 0 for the others.") do |s|
         Diagnosis::VERDICTS.map { |verdict| [{ verdict: verdict.to_s }, verdict == s.diagnosis.verdict ? 1 : 0] }
       end,
@@ -211,7 +219,7 @@ module BloatProbe
     # interval), with the probe's Trimmer and attribution.
     def self.snapshot(probe, moment = probe.recorder.moment)
       Snapshot.new(stats: moment.stats, memory: moment.memory, cgroup: moment.cgroup, diagnosis: moment.diagnosis,
-                   trimmer: probe.trimmer, attribution: probe.attribution&.entries)
+                   trimmer: probe.trimmer, attribution: probe.attribution&.entries, guard: probe.guard)
     end
   end
 end

@@ -7,7 +7,7 @@ module BloatProbe
   # Puma plugin and the Sidekiq integration fill in the parts they run; Metrics and the
   # dashboard are given the probe and read its parts.
   class Probe
-    attr_accessor :recorder, :reporter, :trimmer, :cluster, :attribution
+    attr_accessor :recorder, :reporter, :trimmer, :cluster, :attribution, :guard
 
     def initialize(recorder: Recorder.new, reporter: nil, trimmer: nil, cluster: nil, attribution: Attribution.new)
       @recorder = recorder
@@ -26,6 +26,7 @@ module BloatProbe
     def stop
       @reporter&.stop
       @trimmer&.stop
+      @guard&.stop
     end
   end
 end

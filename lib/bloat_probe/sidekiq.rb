@@ -20,8 +20,11 @@ module BloatProbe
     class << self
       attr_reader :server
 
+      # guard: BloatProbe::Guard's options (budget:, mode:, strikes:, interval:) to keep the
+      # process within a budget; a restart makes Sidekiq quiet, then stop within its
+      # timeout, for its supervisor to start it again.
       def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
-                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, config: nil)
+                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, guard: nil, config: nil)
         BloatProbe.check_number("port", port, PORTS, Integer)
         raise TypeError, "bind must be a String address, got #{BloatProbe.excerpt(bind)}" unless bind.is_a?(String)
 
@@ -29,6 +32,8 @@ module BloatProbe
         BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
         probe = BloatProbe.probe
         probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
+        probe.guard = guard && Guard.new(**guard, probe: probe, restart: method(:quiet_then_stop),
+                                                  log: ->(line) { ::Sidekiq.logger.info(line) })
         hook = lambda do |sidekiq|
           sidekiq.server_middleware { |chain| chain.add(Middleware, probe.attribution) }
           sidekiq.on(:startup) do
@@ -42,13 +47,26 @@ module BloatProbe
       def start(port:, bind:, interval:, probe:, logger:)
         @probe = probe
         probe.reporter = Reporter.start(interval: interval, probe: probe, log: ->(line) { logger.info(line) })
+        probe.guard&.start
         @server = puma_server(App.new(Metrics.new(probe: probe)))
         @server.add_tcp_listener(bind, port)
         @server.run
         logger.info("bloat_probe metrics on http://#{bind}:#{port}/metrics")
       end
 
+      # TSTP makes Sidekiq take no new jobs; TERM then stops it, giving the running ones
+      # its shutdown timeout to finish.
+      def quiet_then_stop(_decision)
+        Process.kill("TSTP", Process.pid)
+        Thread.new do
+          sleep 1
+          Process.kill("TERM", Process.pid)
+        end
+        true
+      end
+
       def stop
+        @probe&.guard&.stop
         @probe&.reporter&.stop
         @server&.stop(true)
         @server = nil

@@ -16,6 +16,12 @@ require "bloat_probe"
 #                                    each reads /proc/self/smaps (1 to 86400; default 60)
 #   BLOAT_PROBE_WARMUP               seconds before the trend starts: growth after it is
 #                                    growth, not start-up (0 to 604800; default 600)
+#   BLOAT_PROBE_GUARD                on, dry-run or off (the default): BloatProbe::Guard keeps
+#                                    each worker within BLOAT_PROBE_GUARD_BUDGET (1.5G, 80%
+#                                    of the container's limit, or 3x the master's USS),
+#                                    checking every BLOAT_PROBE_GUARD_INTERVAL seconds (60)
+#                                    and restarting a worker after BLOAT_PROBE_GUARD_STRIKES
+#                                    checks over it (3)
 Puma::Plugin.create do
   def start(launcher)
     setting = BloatProbe::Setting
@@ -31,33 +37,51 @@ Puma::Plugin.create do
     # Puma 6 logs through launcher.log_writer, Puma 5.6 through launcher.events.
     puma_log = launcher.respond_to?(:log_writer) ? launcher.log_writer : launcher.events
     log = ->(line) { puma_log.log(line) }
+    cluster = launcher.options[:workers].to_i.positive?
+    # Checked now, at boot: a bad setting stops Puma, naming it.
+    probe.guard = BloatProbe::Guard.from_env(restart: restart(cluster, log), log: log)
 
-    if launcher.options[:workers].to_i.positive?
+    if cluster
       start_in_workers(launcher, probe, interval, log)
     else
       # Once the app has booted: a first diagnosis before Rails loads would report a
       # process a tenth of its working size.
       launcher.events.on_booted do
         probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
+        probe.guard&.start
       end
     end
     launcher.events.on_stopped do
-      probe.reporter&.stop
+      probe.stop
       probe.cluster&.remove
     end
   end
 
   private
 
-  # The master only forks; each worker starts its own Reporter after it boots (threads do
-  # not survive fork).
+  # The master only forks; each worker starts its own Reporter and Guard after it boots
+  # (threads do not survive fork).
   def start_in_workers(launcher, probe, interval, log)
     probe.cluster = BloatProbe::Cluster.for_master
     launcher.config.configure do |_user, file, _default|
       file.on_worker_boot do |index|
         probe.cluster.worker = index
         probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
+        probe.guard&.start
       end
+    end
+  end
+
+  # A worker stops gracefully on TERM (its requests finish) and the master boots another
+  # in its place. A single process has no master to do that: it says so instead.
+  def restart(cluster, log)
+    return ->(_decision) { Process.kill("TERM", Process.pid) && true } if cluster
+
+    lambda do |_decision|
+      log.call("bloat_probe guard pid=#{Process.pid} restart=skipped reason=\"Puma runs in single mode, where no " \
+               "master replaces a process: run workers 1 or more (cluster mode), or let your supervisor restart " \
+               "it (systemd, Kubernetes)\"")
+      false
     end
   end
 end

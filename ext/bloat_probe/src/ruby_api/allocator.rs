@@ -38,6 +38,19 @@ pub fn bundled_jemalloc_stats(ruby: &Ruby) -> Result<RHash, Error> {
     to_hash(ruby, &stats)
 }
 
+/// BloatProbe.jemalloc_purge: NotJemallocError unless jemalloc is preloaded.
+pub fn jemalloc_purge(ruby: &Ruby) -> Result<bool, Error> {
+    match allocator::purge_preloaded_jemalloc() {
+        Some(Ok(())) => Ok(true),
+        Some(Err(message)) => Err(probe_error(ruby, ProbeClass::Error, message)),
+        None => Err(probe_error(
+            ruby,
+            ProbeClass::NotJemallocError,
+            format!("jemalloc is not this process's allocator ({} is)", live()),
+        )),
+    }
+}
+
 /// Raises NotGlibcError for readings that only glibc's malloc can give.
 pub fn require_glibc(ruby: &Ruby, reading: &str) -> Result<(), Error> {
     let live = live();

@@ -32,6 +32,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("allocator", function!(allocator::allocator, 0))?;
     native.define_singleton_method("jemalloc_stats", function!(allocator::jemalloc_stats, 0))?;
     native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;
+    native.define_singleton_method("jemalloc_purge", function!(allocator::jemalloc_purge, 0))?;
     native.define_singleton_method("trim", function!(trim::trim, 1))?;
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
     native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;

@@ -1,0 +1,199 @@
+# frozen_string_literal: true
+
+module BloatProbe
+  # Keeps a process within a memory budget, and acts by the verdict. Each check measures
+  # the process (its USS, or the container's usage where the budget is a share of the
+  # cgroup limit). Under budget, nothing. Over it:
+  # - with memory the allocator holds free (arena_fragmentation, allocator_retained), it
+  #   trims (glibc) or purges (jemalloc), then measures again: under budget, done;
+  # - still over budget for `strikes` checks in a row, it restarts the process gracefully
+  #   (a Puma worker finishes its requests and the master replaces it; Sidekiq goes quiet,
+  #   then stops within its timeout for its supervisor to start it again); where nothing
+  #   can restart it (Puma in single mode) it says so instead.
+  # In dry-run it decides the same and does nothing. Every decision is one logfmt line,
+  # counted in the metrics, and kept (the last HISTORY) for the dashboard.
+  class Guard
+    include Periodic
+
+    MODES = %w[on dry-run off].freeze
+    STRIKES = 1..100
+    DEFAULT_STRIKES = 3
+    INTERVALS = 1.0..86_400.0
+    DEFAULT_INTERVAL = 60
+    HISTORY = 50
+    # Verdicts whose memory a trim or a purge gives back.
+    FREEABLE = %i[arena_fragmentation allocator_retained].freeze
+    UNITS = { "K" => 1 << 10, "M" => 1 << 20, "G" => 1 << 30, "T" => 1 << 40 }.freeze
+
+    # A budget: bytes; a share of the cgroup's limit; or a multiple of the primary's USS
+    # (a Puma cluster's master).
+    Budget = Struct.new(:kind, :value, :text)
+
+    # One check's outcome, as logged.
+    Decision = Struct.new(:time, :action, :reason, :verdict, :before, :after, :budget, :strikes, :dry_run,
+                          keyword_init: true)
+
+    # "1.5G" (bytes, with a unit: K, M, G or T, binary), "80%" (of the cgroup's limit) or
+    # "3x" (of the primary's USS); anything else raises, naming the setting.
+    def self.budget(text, name: "BLOAT_PROBE_GUARD_BUDGET")
+      raw = text.to_s.strip
+      case raw
+      when /\A(\d+(?:\.\d+)?)\s*([KMGT])i?B?\z/i
+        bytes = (Float(Regexp.last_match(1)) * UNITS.fetch(Regexp.last_match(2).upcase)).round
+        return Budget.new(:bytes, bytes, raw) if bytes >= 1 << 20
+      when /\A(\d+(?:\.\d+)?)\s*%\z/
+        share = Float(Regexp.last_match(1)) / 100
+        return Budget.new(:share, share, raw) if share.positive? && share <= 1
+      when /\A(\d+(?:\.\d+)?)\s*x\z/i
+        multiple = Float(Regexp.last_match(1))
+        return Budget.new(:multiple, multiple, raw) if multiple > 1 && multiple <= 100
+      end
+      raise SettingError, "#{name} must be bytes with a unit (1.5G, 800M; 1M at least), a share of the " \
+                          "container's memory limit (80%, at most 100%) or a multiple of the primary's USS " \
+                          "(3x, above 1), got #{BloatProbe.excerpt(text)}"
+    end
+
+    # The guard the environment asks for, or nil when it is off (the default).
+    # restart: what a restart does here (see #initialize).
+    def self.from_env(restart:, log:, env: ENV, probe: BloatProbe.probe)
+      mode = Setting.choice("BLOAT_PROBE_GUARD", MODES, default: "off", env: env)
+      return if mode == "off"
+
+      budget = env["BLOAT_PROBE_GUARD_BUDGET"].to_s.strip
+      raise SettingError, "BLOAT_PROBE_GUARD=#{mode} needs BLOAT_PROBE_GUARD_BUDGET (1.5G, 80% or 3x)" if budget.empty?
+
+      new(budget: self.budget(budget), mode: mode, probe: probe, restart: restart, log: log,
+          strikes: Setting.integer("BLOAT_PROBE_GUARD_STRIKES", range: STRIKES, default: DEFAULT_STRIKES, env: env),
+          interval: Setting.seconds("BLOAT_PROBE_GUARD_INTERVAL", range: INTERVALS, default: DEFAULT_INTERVAL,
+                                                                  env: env))
+    end
+
+    attr_reader :budget, :mode, :strikes, :interval, :actions, :released_bytes
+
+    # restart: a callable given the decision, which restarts the process gracefully and
+    # returns true, or returns false where it cannot (Puma in single mode).
+    def initialize(budget:, restart:, mode: "on", strikes: DEFAULT_STRIKES, interval: DEFAULT_INTERVAL,
+                   probe: BloatProbe.probe, log: ->(line) { $stdout.puts(line) })
+      @budget = budget.is_a?(Budget) ? budget : self.class.budget(budget, name: "budget")
+      unless MODES.include?(mode)
+        raise ArgumentError, "mode must be one of #{MODES.join(", ")}, got #{BloatProbe.excerpt(mode)}"
+      end
+
+      unless restart.respond_to?(:call)
+        raise TypeError,
+              "restart must respond to #call, got #{BloatProbe.excerpt(restart)}"
+      end
+
+      @mode = mode
+      @strikes = BloatProbe.check_number("strikes", strikes, STRIKES, Integer)
+      @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
+      @probe = probe
+      @restart = restart
+      @log = log
+      @over = 0
+      @actions = Hash.new(0)
+      @released_bytes = 0
+      @decisions = []
+      @lock = Mutex.new
+    end
+
+    # One check: measure, decide, act (unless dry-run), log. Returns the Decision. A
+    # reading that fails is logged, and nothing is done on it.
+    def tick
+      limit = budget_bytes
+      before = measure
+      return decide(:none, "under_budget", nil, before, before, limit) if before <= limit
+
+      @over += 1
+      verdict = @probe.recorder.take(record: false).diagnosis.verdict
+      after = before
+      if FREEABLE.include?(verdict) && (freed = give_back)
+        after = measure
+        @released_bytes += [before - after, 0].max unless dry_run?
+        if after <= limit
+          @over = 0
+          return decide(freed, "over_budget", verdict, before, after, limit)
+        end
+      end
+      return decide(freed || :none, "over_budget", verdict, before, after, limit) if @over < @strikes
+
+      decide(:restart, "over_budget_#{@over}_checks", verdict, before, after, limit)
+    rescue StandardError => e
+      @log.call("bloat_probe guard pid=#{Process.pid} error=#{e.class.name.inspect} " \
+                "message=#{e.message[0, 200].inspect}")
+      nil
+    end
+
+    def dry_run?
+      @mode == "dry-run"
+    end
+
+    # The last decisions, oldest first.
+    def decisions
+      @lock.synchronize { @decisions.dup }
+    end
+
+    # The budget in bytes now (a share or a multiple is worked out at each check).
+    def budget_bytes
+      case @budget.kind
+      when :bytes then @budget.value
+      when :share
+        limit = BloatProbe.cgroup.memory_limit or
+          raise(Error, "budget #{@budget.text}: this process has no cgroup memory limit")
+        (limit * @budget.value).round
+      else (primary_uss * @budget.value).round
+      end
+    end
+
+    private
+
+    def thread_name = "bloat_probe-guard"
+
+    def work_first? = false
+
+    # USS, or the container's usage where the budget is a share of its limit.
+    def measure
+      return BloatProbe.cgroup.memory_usage || raise(Error, "no cgroup memory usage to read") if @budget.kind == :share
+
+      BloatProbe.memory(detail: true).uss
+    end
+
+    # The parent's USS: a Puma worker's parent is its cluster's master.
+    def primary_uss
+      rollup = File.read("/proc/#{Process.ppid}/smaps_rollup")
+      %w[Private_Clean Private_Dirty].sum { |key| rollup[/^#{key}:\s+(\d+) kB/, 1].to_i * 1024 }
+    end
+
+    # Trim (glibc) or purge (jemalloc); the action taken, or nil where neither applies.
+    def give_back
+      allocator = BloatProbe.allocator.name
+      action = { glibc: :trim, jemalloc: :purge }[allocator] or return
+      unless dry_run?
+        action == :trim ? BloatProbe.trim : BloatProbe.jemalloc_purge
+      end
+      action
+    end
+
+    def decide(action, reason, verdict, before, after, limit)
+      decision = Decision.new(time: Time.now.to_f, action: action, reason: reason, verdict: verdict, before: before,
+                              after: after, budget: limit, strikes: @over, dry_run: dry_run?)
+      restarted = action == :restart && !dry_run? ? @restart.call(decision) : nil
+      @lock.synchronize do
+        @actions[[action, verdict]] += 1 unless action == :none
+        @decisions << decision
+        @decisions.shift if @decisions.size > HISTORY
+      end
+      @log.call(line(decision, restarted)) unless action == :none && @over.zero? && reason == "under_budget"
+      decision
+    end
+
+    def line(decision, restarted)
+      mib = ->(bytes) { format("%.1f", bytes / 1_048_576.0) }
+      fields = { pid: Process.pid, action: decision.action, reason: decision.reason, verdict: decision.verdict || "-",
+                 before_mib: mib.call(decision.before), after_mib: mib.call(decision.after),
+                 budget_mib: mib.call(decision.budget), strikes: "#{decision.strikes}/#{@strikes}", mode: @mode }
+      fields[:restarted] = restarted unless restarted.nil?
+      "bloat_probe guard #{fields.map { |key, value| "#{key}=#{value}" }.join(" ")}"
+    end
+  end
+end

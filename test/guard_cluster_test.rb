@@ -1,0 +1,110 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "net/http"
+require_relative "../bench/allocator_bench/configuration"
+require_relative "../bench/allocator_bench/server"
+
+# BloatProbe::Guard in rails-app under Puma's cluster mode (2 workers, preload_app!): the
+# worker that keeps 256 MiB passes its 200 MiB budget and is replaced after its strikes,
+# gracefully, while page views go on: no request fails, and the other worker lives on. In
+# dry-run the same is decided and logged, and nothing is restarted.
+class GuardClusterTest < Minitest::Test
+  MiB = RubyChild::MiB
+  LOAD_SECONDS = 10
+
+  def start(mode)
+    config = AllocatorBench::Configuration.new(
+      name: "guard", summary: "2 workers, a guard",
+      env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_GUARD" => mode, "BLOAT_PROBE_GUARD_BUDGET" => "200M",
+             "BLOAT_PROBE_GUARD_STRIKES" => "2", "BLOAT_PROBE_GUARD_INTERVAL" => "1" }
+    )
+    @log = scratch_log("bloat_probe-guard")
+    @server = AllocatorBench::Server.new(config, threads: 4, log_path: @log).start
+  end
+
+  def teardown
+    @server&.stop
+  end
+
+  def test_the_worker_over_its_budget_is_replaced_and_no_request_fails
+    start("on")
+    heavy, other = load_one_worker
+    statuses = page_views_for(LOAD_SECONDS)
+    assert_equal ["200"], statuses.uniq, "#{statuses.tally}\n#{log_tail}"
+    workers = workers_now
+    refute_equal heavy[:pid], workers[heavy[:worker]], "worker #{heavy[:worker]} was replaced\n#{log_tail}"
+    assert_equal other[:pid], workers[other[:worker]], "worker #{other[:worker]} lives on"
+    decision = "action=restart reason=over_budget_2_checks verdict=\\w+ .*mode=on restarted=true"
+    assert_match(/bloat_probe guard pid=#{heavy[:pid]} #{decision}/, File.read(@log))
+  end
+
+  def test_dry_run_logs_the_restart_and_replaces_nobody
+    start("dry-run")
+    heavy, other = load_one_worker
+    statuses = page_views_for(4)
+    assert_equal ["200"], statuses.uniq
+    assert_equal({ heavy[:worker] => heavy[:pid], other[:worker] => other[:pid] }, workers_now)
+    assert_match(/bloat_probe guard pid=#{heavy[:pid]} action=restart .*mode=dry-run/, File.read(@log))
+  end
+
+  private
+
+  # Four requests on one keep-alive connection, so on one worker, that each keep 64 MiB;
+  # then that worker's and the other's pid and index.
+  def load_one_worker
+    heavy = Net::HTTP.start("127.0.0.1", @server.port, read_timeout: 60) do |http|
+      4.times { assert_equal "200", http.get("/workload/keep?bytes=#{64 * MiB}").code }
+      who(http.get("/bloat/stats"))
+    end
+    other = nil
+    until other
+      seen = who(@server.get("/bloat/stats"))
+      other = seen if seen[:worker] != heavy[:worker]
+    end
+    [heavy, other]
+  end
+
+  # Page views on fresh connections from 4 clients, bounded in time; their status codes,
+  # or the error's class for a request that failed outright.
+  def page_views_for(seconds)
+    deadline = monotonic + seconds
+    Array.new(4) do
+      Thread.new do
+        statuses = []
+        while monotonic < deadline
+          statuses << begin
+            @server.get("/posts?page=#{rand(1..20)}").code
+          rescue StandardError => e
+            e.class.name
+          end
+        end
+        statuses
+      end
+    end.flat_map(&:value)
+  end
+
+  # { worker index => pid } as the workers answer now, once both have (bounded: 30 s).
+  def workers_now
+    workers = {}
+    deadline = monotonic + 30
+    until workers.size == 2 || monotonic > deadline
+      seen = who(@server.get("/bloat/stats"))
+      workers[seen[:worker]] = seen[:pid]
+    end
+    workers
+  end
+
+  def who(response)
+    process = JSON.parse(response.body, symbolize_names: true).fetch(:process)
+    { worker: process.fetch(:worker), pid: process.fetch(:pid) }
+  end
+
+  def log_tail
+    File.read(@log)[-3000..]
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+end

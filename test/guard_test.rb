@@ -1,0 +1,92 @@
+# frozen_string_literal: true
+
+require "test_helper"
+
+# BloatProbe::Guard in real processes: a trim that brings a fragmented process under its
+# budget, live memory that only a restart frees, dry-run, and settings checked at boot.
+class GuardTest < Minitest::Test
+  include RubyChild
+
+  # 25 threads leave glibc's arenas holding freed memory (the diagnosis test's load).
+  FRAGMENT = <<~RUBY
+    kept = []
+    lock = Mutex.new
+    Array.new(25) do |seed|
+      Thread.new do
+        size = BloatProbe::LogUniform.new(24..32_768, random: Random.new(seed))
+        6.times do
+          batch = Array.new(5_000) { "x" * size.draw }
+          lock.synchronize { kept.concat(batch.sample(50)); kept.shift(50) if kept.size > 2_000 }
+          Thread.pass
+        end
+      end
+    end.each(&:join)
+    GC.start
+  RUBY
+
+  def guard_in_child(load, budget:, mode: "on", strikes: 2, ticks: 3)
+    run_child(<<~RUBY, {}, timeout: 120)
+      #{load}
+      restarts = []
+      lines = []
+      guard = BloatProbe::Guard.new(budget: #{budget}, mode: #{mode.inspect}, strikes: #{strikes},
+                                    restart: ->(decision) { restarts << decision.reason; true },
+                                    log: ->(line) { lines << line })
+      decisions = Array.new(#{ticks}) { guard.tick.to_h }
+      puts JSON.dump(decisions: decisions, restarts: restarts, lines: lines, released: guard.released_bytes)
+    RUBY
+  end
+
+  def test_fragmentation_over_budget_is_trimmed_and_no_restart_follows
+    result = guard_in_child(FRAGMENT, budget: "BloatProbe::Guard::Budget.new(:bytes, 400 << 20, '400M')")
+    first = result[:decisions].first
+    assert_equal "trim", first[:action], result[:lines].inspect
+    assert_equal "arena_fragmentation", first[:verdict]
+    assert_operator first[:before], :>, 400 << 20
+    assert_operator first[:after], :<=, 400 << 20, "the trim brought it under budget"
+    assert_equal %w[none none], result[:decisions].drop(1).map { _1[:action] }, "under budget since"
+    assert_empty result[:restarts]
+    assert_operator result[:released], :>=, first[:before] - first[:after]
+    fields = %w[action=trim reason=over_budget verdict=arena_fragmentation before_mib=\d+\.\d after_mib=\d+\.\d
+                budget_mib=400\.0 strikes=0/2 mode=on]
+    assert_match(/\Abloat_probe guard pid=\d+ #{fields.join(" ")}\z/, result[:lines].first)
+  end
+
+  # Live strings: nothing to trim; after `strikes` checks over budget, a restart.
+  LIVE = "$kept = Array.new(300) { 'x' * (1 << 20) }"
+
+  def test_live_memory_over_budget_is_restarted_after_its_strikes
+    result = guard_in_child(LIVE, budget: "'100M'")
+    assert_equal %w[none restart restart], result[:decisions].map { _1[:action] }
+    assert_equal "live_native", result[:decisions].first[:verdict]
+    assert_equal 2, result[:restarts].size, "each check past the strikes asks for a restart"
+    assert_match(/action=restart reason=over_budget_2_checks verdict=live_native .* restarted=true\z/,
+                 result[:lines][1])
+  end
+
+  def test_dry_run_decides_and_logs_the_same_and_does_nothing
+    result = guard_in_child(LIVE, budget: "'100M'", mode: "dry-run")
+    assert_equal %w[none restart restart], result[:decisions].map { _1[:action] }
+    assert_empty result[:restarts]
+    assert(result[:lines].all? { |line| line.include?("mode=dry-run") })
+  end
+
+  def test_settings_are_checked_and_named
+    {
+      { "BLOAT_PROBE_GUARD" => "on" } => /BLOAT_PROBE_GUARD=on needs BLOAT_PROBE_GUARD_BUDGET/,
+      { "BLOAT_PROBE_GUARD" => "maybe" } => /BLOAT_PROBE_GUARD must be one of on, dry-run, off/,
+      { "BLOAT_PROBE_GUARD" => "on", "BLOAT_PROBE_GUARD_BUDGET" => "80" } =>
+        /BLOAT_PROBE_GUARD_BUDGET must be bytes .* got "80"/,
+      { "BLOAT_PROBE_GUARD" => "on", "BLOAT_PROBE_GUARD_BUDGET" => "0x" } => /got "0x"/,
+      { "BLOAT_PROBE_GUARD" => "on", "BLOAT_PROBE_GUARD_BUDGET" => "150%" } => /got "150%"/,
+      { "BLOAT_PROBE_GUARD" => "on", "BLOAT_PROBE_GUARD_BUDGET" => "1G", "BLOAT_PROBE_GUARD_STRIKES" => "0" } =>
+        /BLOAT_PROBE_GUARD_STRIKES must be a whole number in 1\.\.100, got "0"/
+    }.each do |env, message|
+      error = assert_raises(BloatProbe::SettingError) do
+        BloatProbe::Guard.from_env(env: env, restart: ->(_) { true }, log: ->(_) {})
+      end
+      assert_match message, error.message
+    end
+    assert_nil BloatProbe::Guard.from_env(env: {}, restart: ->(_) { true }, log: ->(_) {}), "off unless turned on"
+  end
+end

@@ -9,6 +9,7 @@ require "get_process_mem"
 require_relative "allocator_bench/configuration"
 require_relative "allocator_bench/server"
 require_relative "allocator_bench/load"
+require "net/http"
 
 module ProbeBench
   module_function
@@ -68,6 +69,7 @@ module ProbeBench
     reporter_cpu
     hold.close
     workers.each(&:join)
+    busy_scrapes
     side_by_side("metrics mounted", "BLOAT_PROBE_METRICS")
     side_by_side("attribution middleware", "BLOAT_PROBE_ATTRIBUTION")
 
@@ -80,7 +82,8 @@ module ProbeBench
     puts "", "Targets: memory ≤ 0.1× GetProcessMem; arena_stats ≤ 1000 µs with 16 fragmented arenas; " \
              "2 threads ≥ 1.6× 1;",
          "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s;",
-         "attribution ≤ 20 µs a request, /posts with it ≥ 0.98× without."
+         "attribution ≤ 20 µs a request, /posts with it ≥ 0.98× without; a scrape of the metrics port while " \
+         "every request thread is busy ≤ 50 ms."
   end
 
   # A scrape reads RSS and malloc_info afresh and reuses the Recorder's diagnosis (taken
@@ -139,6 +142,35 @@ module ProbeBench
     puts format("%-34s %12.1f   (%d log lines)", "#{seconds.round} s with the Reporter", with * 1000, lines)
     puts format("%-34s %12.1f", "#{seconds.round} s without", without * 1000)
     puts format("%-34s %11.3f%%", "the Reporter's share of one core", share)
+  end
+
+  # A scrape while 25 heavy requests keep all 25 Puma threads busy: of the route mounted
+  # in the app (which queues behind them) and of the plugin's own port, interleaved.
+  def busy_scrapes
+    port = AllocatorBench::ChildProcess.free_port
+    config = AllocatorBench::Configuration.new(
+      name: "busy", summary: "metrics mounted and on a port",
+      env: { "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_METRICS_PORT" => port.to_s }
+    )
+    Dir.mktmpdir("bloat_probe-probe-bench") do |dir|
+      server = AllocatorBench::Server.new(config, threads: 25, log_path: File.join(dir, "busy.log")).start
+      deadline = monotonic + 20
+      heavy = "/workload/strings?count=15000&min_size=32768&max_size=32768&keep=0"
+      load = Array.new(25) { Thread.new { server.get(heavy) while monotonic < deadline } }
+      sleep 2
+      timed = ->(&request) { (started = monotonic) && request.call && monotonic - started }
+      pairs = Array.new(7) do
+        [timed.call { server.get("/bloat/metrics") },
+         timed.call { Net::HTTP.start("127.0.0.1", port) { |http| http.get("/metrics") } }]
+      end
+      load.each(&:join)
+      mounted, own = pairs.transpose.map { |times| times.sort[times.size / 2] }
+      puts "", format("%-34s %12s", "scrape, 25 busy threads (median 7)", "ms")
+      puts format("%-34s %12.1f", "mounted route /bloat/metrics", mounted * 1000)
+      puts format("%-34s %12.1f", "BLOAT_PROBE_METRICS_PORT", own * 1000)
+    ensure
+      server&.stop
+    end
   end
 
   # rails-app's /posts under wrk with a switch on and off, 3 rounds interleaved.

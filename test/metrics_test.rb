@@ -87,6 +87,10 @@ class MetricsTest < Minitest::Test
     probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60),
                                   recorder: BloatProbe::Recorder.new(warmup: 0))
     probe.attribution.measure("posts#index") { nil }
+    # A guard that has decided once (dry-run, one strike: a restart, logged and not done).
+    probe.guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, probe: probe,
+                                        restart: ->(_) { true }, log: ->(_) {})
+    probe.guard.tick
     # Enough samples after the (empty) warm-up for a trend.
     BloatProbe::Trend::MIN_SAMPLES.times do
       probe.recorder.take

@@ -199,8 +199,11 @@ module BloatProbe
     private_class_method :read_start_time
 
     # probe: whose Recorder, Trimmer and Cluster to read (BloatProbe.probe, the process's).
-    def initialize(probe: BloatProbe.probe)
+    # own_series: false serves only the cluster's workers' series, as a Puma master that
+    # serves no request of its own does.
+    def initialize(probe: BloatProbe.probe, own_series: true)
       @probe = probe
+      @own_series = own_series
     end
 
     def call(env)
@@ -208,7 +211,7 @@ module BloatProbe
         return [405, { "content-type" => "text/plain", "allow" => "GET, HEAD" }, ["GET only\n"]]
       end
 
-      series = self.class.series(self.class.snapshot(@probe), labels: @probe.labels)
+      series = @own_series ? self.class.series(self.class.snapshot(@probe), labels: @probe.labels) : []
       series.concat(@probe.cluster.peer_series) if @probe.cluster
       body = self.class.render(series)
       [200, { "content-type" => CONTENT_TYPE, "content-length" => body.bytesize.to_s },

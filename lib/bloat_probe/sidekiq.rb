@@ -1,8 +1,7 @@
 # frozen_string_literal: true
 
 require "bloat_probe"
-require "puma"
-require "puma/server"
+require "bloat_probe/metrics_server"
 
 module BloatProbe
   # In a Sidekiq process: the Reporter logs through Sidekiq's logger, and the metrics are
@@ -15,8 +14,6 @@ module BloatProbe
   # bind is 127.0.0.1 unless you say otherwise (a Prometheus on another host needs
   # bind: "0.0.0.0"). Works with Sidekiq 6.4 and 7.
   module Sidekiq
-    PORTS = 1..65_535
-
     class << self
       attr_reader :server
 
@@ -25,8 +22,7 @@ module BloatProbe
       # timeout, for its supervisor to start it again.
       def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
                   diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, guard: nil, config: nil)
-        BloatProbe.check_number("port", port, PORTS, Integer)
-        raise TypeError, "bind must be a String address, got #{BloatProbe.excerpt(bind)}" unless bind.is_a?(String)
+        MetricsServer.check(port: port, bind: bind)
 
         # Checked now, in the initializer, not later on Sidekiq's startup event.
         BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
@@ -48,10 +44,8 @@ module BloatProbe
         @probe = probe
         probe.reporter = Reporter.start(interval: interval, probe: probe, log: ->(line) { logger.info(line) })
         probe.guard&.start
-        @server = puma_server(App.new(Metrics.new(probe: probe)))
-        @server.add_tcp_listener(bind, port)
-        @server.run
-        logger.info("bloat_probe metrics on http://#{bind}:#{port}/metrics")
+        @server = MetricsServer.new(Metrics.new(probe: probe), port: port, bind: bind).start
+        logger.info("bloat_probe metrics on #{@server.url}")
       end
 
       # TSTP makes Sidekiq take no new jobs; TERM then stops it, giving the running ones
@@ -68,20 +62,8 @@ module BloatProbe
       def stop
         @probe&.guard&.stop
         @probe&.reporter&.stop
-        @server&.stop(true)
+        @server&.stop
         @server = nil
-      end
-
-      private
-
-      # Puma 6 takes a log writer in the options; Puma 5.6 takes its events second.
-      def puma_server(app)
-        options = { min_threads: 0, max_threads: 2 }
-        if defined?(::Puma::LogWriter)
-          ::Puma::Server.new(app, nil, options.merge(log_writer: ::Puma::LogWriter.null))
-        else
-          ::Puma::Server.new(app, ::Puma::Events.null, options)
-        end
       end
     end
 
@@ -93,19 +75,6 @@ module BloatProbe
 
       def call(_worker, job, _queue, &block)
         @attribution.measure(job["wrapped"] || job["class"], &block)
-      end
-    end
-
-    # The embedded server's Rack app: /metrics, and 404 elsewhere.
-    class App
-      def initialize(metrics)
-        @metrics = metrics
-      end
-
-      def call(env)
-        return @metrics.call(env) if env["PATH_INFO"] == "/metrics"
-
-        [404, { "content-type" => "text/plain" }, ["bloat_probe serves /metrics\n"]]
       end
     end
   end

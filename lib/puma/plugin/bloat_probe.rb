@@ -2,6 +2,7 @@
 
 require "puma/plugin"
 require "bloat_probe"
+require "bloat_probe/metrics_server"
 
 # `plugin :bloat_probe` in config/puma.rb: a BloatProbe::Reporter in the process that
 # serves requests, logging through Puma's log every BLOAT_PROBE_REPORT_INTERVAL seconds
@@ -22,6 +23,10 @@ require "bloat_probe"
 #                                    checking every BLOAT_PROBE_GUARD_INTERVAL seconds (60)
 #                                    and restarting a worker after BLOAT_PROBE_GUARD_STRIKES
 #                                    checks over it (3)
+#   BLOAT_PROBE_METRICS_PORT         serves /metrics from a listener of its own on this port,
+#                                    which answers while every request thread is busy; in
+#                                    cluster mode the master answers for every worker
+#   BLOAT_PROBE_METRICS_BIND         its address (default 127.0.0.1)
 Puma::Plugin.create do
   def start(launcher)
     setting = BloatProbe::Setting
@@ -40,6 +45,7 @@ Puma::Plugin.create do
     cluster = launcher.options[:workers].to_i.positive?
     # Checked now, at boot: a bad setting stops Puma, naming it.
     probe.guard = BloatProbe::Guard.from_env(restart: restart(cluster, log), log: log)
+    metrics_server = metrics_server(probe, cluster)
 
     if cluster
       start_in_workers(launcher, probe, interval, log)
@@ -51,7 +57,14 @@ Puma::Plugin.create do
         probe.guard&.start
       end
     end
+    # In cluster mode the master, once its workers have booted: a worker forked later
+    # inherits the listener but never accepts on it.
+    launcher.events.on_booted do
+      metrics_server&.start
+      log.call("bloat_probe metrics on #{metrics_server.url}") if metrics_server
+    end
     launcher.events.on_stopped do
+      metrics_server&.stop
       probe.stop
       probe.cluster&.remove
     end
@@ -70,6 +83,15 @@ Puma::Plugin.create do
         probe.guard&.start
       end
     end
+  end
+
+  def metrics_server(probe, cluster)
+    port = BloatProbe::Setting.integer("BLOAT_PROBE_METRICS_PORT", range: BloatProbe::MetricsServer::PORTS,
+                                                                   default: nil)
+    return unless port
+
+    bind = ENV.fetch("BLOAT_PROBE_METRICS_BIND", "127.0.0.1")
+    BloatProbe::MetricsServer.new(BloatProbe::Metrics.new(probe: probe, own_series: !cluster), port: port, bind: bind)
   end
 
   # A worker stops gracefully on TERM (its requests finish) and the master boots another

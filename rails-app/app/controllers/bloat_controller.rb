@@ -17,6 +17,7 @@ class BloatController < ApplicationController
     @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory, trend: recorder.trend)
     @history = recorder.history
     @attribution = BloatProbe.attribution
+    @guard = BloatProbe.probe.guard
   end
 
   def stats

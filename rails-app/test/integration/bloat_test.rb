@@ -125,4 +125,17 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_operator Integer(calls), :>=, 3
     end
   end
+
+  test "the dashboard lists the guard's decisions" do
+    probe = BloatProbe.probe
+    probe.guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, probe: probe,
+                                        restart: ->(_) { true }, log: ->(_) {})
+    probe.guard.tick
+    with_switch(:dashboard) do
+      get "/bloat", params: { refresh: 0 }
+      assert_select "#guard li", /restart \(\w+\),\s+.*\s+of 1\.0 MiB \(dry run\)/m
+    end
+  ensure
+    probe.guard = nil
+  end
 end

@@ -191,10 +191,13 @@ fn check(own: Own) -> Result<Vec<usize>, Failure> {
         let before = figures_by_malloc_info().map_err(Failure::NotYet)?;
         let walk = walk(&reader, start).map_err(Failure::Layout)?;
         let after = figures_by_malloc_info().map_err(Failure::NotYet)?;
-        if before != after {
-            continue; // another thread changed an arena meanwhile
+        // An arena that other threads changed meanwhile proves nothing either way; an arena
+        // made meanwhile changes the count: try again.
+        let listed: Vec<Option<Figures>> = before.iter().zip(&after).map(|(b, a)| (b == a).then_some(*a)).collect();
+        if before.len() != after.len() || listed.iter().all(Option::is_none) {
+            continue;
         }
-        return match_rotation(&walk, &after).ok_or_else(|| {
+        return match_rotation(&walk, &listed).ok_or_else(|| {
             Failure::Layout(format!(
                 "glibc's internal arena layout differs from the one bloat_probe knows (glibc {}): the arenas \
                  reached through `next` do not carry malloc_info's figures",
@@ -233,14 +236,15 @@ fn walk(reader: &SafeReader, start: usize) -> Result<Vec<(usize, Figures)>, Stri
     }
 }
 
-/// The walk is malloc_info's list turned round: the rotation at which every (system, max)
-/// matches, if exactly one does, gives the arenas in malloc_info's order.
-fn match_rotation(walk: &[(usize, Figures)], listed: &[Figures]) -> Option<Vec<usize>> {
+/// The walk is malloc_info's list turned round: the rotation at which every arena that
+/// held still (Some) matches, if exactly one does, gives the arenas in malloc_info's order.
+fn match_rotation(walk: &[(usize, Figures)], listed: &[Option<Figures>]) -> Option<Vec<usize>> {
     if walk.len() != listed.len() || walk.is_empty() {
         return None;
     }
     let n = walk.len();
-    let mut matches = (0..n).filter(|&k| (0..n).all(|i| walk[(k + i) % n].1 == listed[i]));
+    let fits = |k: usize, i: usize| listed[i].is_none_or(|figures| walk[(k + i) % n].1 == figures);
+    let mut matches = (0..n).filter(|&k| (0..n).all(|i| fits(k, i)));
     let first = matches.next()?;
     // Two rotations matching (arenas with equal figures) leave the main arena unknown.
     if matches.next().is_some() {
@@ -306,9 +310,10 @@ mod tests {
     #[test]
     fn a_rotation_matches_only_where_every_arena_does() {
         let walk = [(30, (3, 3)), (10, (1, 1)), (20, (2, 2))];
-        assert_eq!(match_rotation(&walk, &[(1, 1), (2, 2), (3, 3)]), Some(vec![10, 20, 30]));
-        assert_eq!(match_rotation(&walk, &[(1, 1), (3, 3), (2, 2)]), None);
-        assert_eq!(match_rotation(&[(1, (5, 5)), (2, (5, 5))], &[(5, 5), (5, 5)]), None, "ambiguous");
+        assert_eq!(match_rotation(&walk, &[Some((1, 1)), Some((2, 2)), Some((3, 3))]), Some(vec![10, 20, 30]));
+        assert_eq!(match_rotation(&walk, &[Some((1, 1)), Some((3, 3)), Some((2, 2))]), None);
+        assert_eq!(match_rotation(&walk, &[Some((1, 1)), None, None]), Some(vec![10, 20, 30]), "one that held still");
+        assert_eq!(match_rotation(&[(1, (5, 5)), (2, (5, 5))], &[Some((5, 5)), Some((5, 5))]), None, "ambiguous");
     }
 
     /// Threads that each hold an allocation of their own (so that each has an arena) read

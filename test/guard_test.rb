@@ -71,6 +71,20 @@ class GuardTest < Minitest::Test
     assert(result[:lines].all? { |line| line.include?("mode=dry-run") })
   end
 
+  # The Trimmer with a floor (the bench's `trim`): a fragmented process is trimmed once,
+  # and the next tick finds nothing worth a trim.
+  def test_a_trimmer_with_a_floor_trims_only_when_it_pays
+    result = run_child(<<~RUBY, {}, timeout: 120)
+      #{FRAGMENT}
+      trimmer = BloatProbe::Trimmer.new(interval: 1, min_trimmable: 64 << 20)
+      2.times { trimmer.tick }
+      puts JSON.dump(trimmer.to_h)
+    RUBY
+    assert_equal 1, result[:trims]
+    assert_equal 1, result[:skipped]
+    assert_operator result[:released_bytes], :>=, 64 << 20
+  end
+
   def test_settings_are_checked_and_named
     {
       { "BLOAT_PROBE_GUARD" => "on" } => /BLOAT_PROBE_GUARD=on needs BLOAT_PROBE_GUARD_BUDGET/,

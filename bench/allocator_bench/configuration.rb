@@ -40,8 +40,9 @@ module AllocatorBench
             summary: "glibc with MALLOC_ARENA_MAX=2 (Heroku's default for Ruby since 2019; Sidekiq's wiki)"),
         new(name: "jemalloc", library: "libjemalloc.so.2", package: "libjemalloc2",
             summary: "jemalloc 5 via LD_PRELOAD with its defaults, as Rails 7.2+'s generated Dockerfile preloads it"),
-        new(name: "trim", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1" },
-            summary: "glibc, malloc_trim(0) every second from BloatProbe::Trimmer"),
+        new(name: "trim", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1", "BLOAT_PROBE_TRIM_MIN" => "64M" },
+            summary: "glibc, BloatProbe::Trimmer looking every second, trimming only when a trim would return " \
+                     "64 MiB or more (published runs before 2026-11-30's #19 trimmed every second: trim-1s)"),
         new(name: "tcmalloc", library: "libtcmalloc_minimal.so.4", package: "libtcmalloc-minimal4",
             summary: "tcmalloc (gperftools) via LD_PRELOAD"),
         new(name: "mimalloc", library: %w[libmimalloc.so.3 libmimalloc.so.2], package: "libmimalloc3 or libmimalloc2.0",
@@ -59,7 +60,9 @@ module AllocatorBench
                      "are memory of their own"),
         new(name: "mmap-fixed", env: { "MALLOC_MMAP_THRESHOLD_" => "131072" },
             summary: "glibc with MALLOC_MMAP_THRESHOLD_=131072: the mmap threshold fixed at 128 KiB, " \
-                     "not raised by large frees")
+                     "not raised by large frees"),
+        new(name: "trim-1s", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1" },
+            summary: "glibc, malloc_trim(0) every second whatever it returns (the blind Trimmer)")
       ]
     end
 
@@ -102,7 +105,8 @@ module AllocatorBench
       "jemalloc-bg" => Look.new("#44AA99", Look::DOTTED, :triangle),
       "arena4" => Look.new("#56B4E9", Look::DASHED, :square),
       "yjit" => Look.new("#882255", Look::DASHED, :circle),
-      "mmap-fixed" => Look.new("#999933", Look::DOTTED, :circle)
+      "mmap-fixed" => Look.new("#999933", Look::DOTTED, :circle),
+      "trim-1s" => Look.new("#AA4499", Look::DASH_DOT, :diamond)
     }.freeze
 
     # The look of a configuration by name, whether it is one of these or not.

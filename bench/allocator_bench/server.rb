@@ -34,7 +34,7 @@ module AllocatorBench
         "RAILS_ENV" => "production", "PORT" => @port.to_s, "BINDING" => "127.0.0.1",
         "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
         "RAILS_LOG_LEVEL" => "warn", "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
-        "BLOAT_PROBE_TRIM_INTERVAL" => nil,
+        "BLOAT_PROBE_TRIM_INTERVAL" => nil, "BLOAT_PROBE_TRIM_MIN" => nil,
         # The bench measures allocators, not refusals: every thread may hold a whole
         # request's budget (the mix's heavy request needs up to 438 MiB).
         "BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET" => REQUEST_BUDGET.to_s,

@@ -60,7 +60,8 @@ module AllocatorBench
       # redis-rb 4.8 (Debian 12) warns about Sidekiq 6.4's calls: its own API notices.
       Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
       env = { "REDIS_URL" => @redis.url, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
-              "BLOAT_PROBE_TRIM_INTERVAL" => nil, "RUBYOPT" => nil }.merge(@config.server_env)
+              "BLOAT_PROBE_TRIM_INTERVAL" => nil, "BLOAT_PROBE_TRIM_MIN" => nil,
+              "RUBYOPT" => nil }.merge(@config.server_env)
       spawn_child(env, ["sidekiq", "-c", @threads.to_s, "-r", JOBS, "-e", "production"], chdir: File.dirname(@log_path))
       # Sidekiq registers itself in Redis once its job threads run.
       wait_until(BOOT_TIMEOUT, "sidekiq") { redis("SCARD", "processes").to_i.positive? }

@@ -79,10 +79,14 @@ Sidekiq.configure_server do |config|
   config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
 end
 
-# BLOAT_PROBE_TRIM_INTERVAL=1: the bench's `trim` remedy, as rails-app's initializer.
+# BLOAT_PROBE_TRIM_INTERVAL (and BLOAT_PROBE_TRIM_MIN): the bench's trim remedies, as
+# rails-app's initializer reads them.
 interval = BloatProbe::Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
+floor = BloatProbe::Setting.bytes("BLOAT_PROBE_TRIM_MIN", range: (1 << 20)..(1 << 40), default: nil)
 if interval && BloatProbe.allocator.glibc?
   Sidekiq.configure_server do |config|
-    config.on(:startup) { BloatProbe.probe.trimmer = BloatProbe::Trimmer.start(interval: interval) }
+    config.on(:startup) do
+      BloatProbe.probe.trimmer = BloatProbe::Trimmer.start(interval: interval, min_trimmable: floor)
+    end
   end
 end

@@ -23,7 +23,6 @@ module BloatProbe
     HISTORY = 50
     # Verdicts whose memory a trim or a purge gives back.
     FREEABLE = %i[arena_fragmentation allocator_retained].freeze
-    UNITS = { "K" => 1 << 10, "M" => 1 << 20, "G" => 1 << 30, "T" => 1 << 40 }.freeze
 
     # A budget: bytes; a share of the cgroup's limit; or a multiple of the primary's USS
     # (a Puma cluster's master).
@@ -37,10 +36,10 @@ module BloatProbe
     # "3x" (of the primary's USS); anything else raises, naming the setting.
     def self.budget(text, name: "BLOAT_PROBE_GUARD_BUDGET")
       raw = text.to_s.strip
+      bytes = Setting.parse_bytes(raw)
+      return Budget.new(:bytes, bytes, raw) if bytes && bytes >= 1 << 20
+
       case raw
-      when /\A(\d+(?:\.\d+)?)\s*([KMGT])i?B?\z/i
-        bytes = (Float(Regexp.last_match(1)) * UNITS.fetch(Regexp.last_match(2).upcase)).round
-        return Budget.new(:bytes, bytes, raw) if bytes >= 1 << 20
       when /\A(\d+(?:\.\d+)?)\s*%\z/
         share = Float(Regexp.last_match(1)) / 100
         return Budget.new(:share, share, raw) if share.positive? && share <= 1

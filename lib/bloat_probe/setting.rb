@@ -75,6 +75,25 @@ module BloatProbe
       number(name, range: range, default: default, env: env, unit: " of seconds")
     end
 
+    UNITS = { "K" => 1 << 10, "M" => 1 << 20, "G" => 1 << 30, "T" => 1 << 40 }.freeze
+
+    # Bytes with a binary unit: "64M", "1.5G", "512MiB"; a bare number is refused, since
+    # nobody means 64 bytes.
+    def bytes(name, range:, default:, env: ENV)
+      raw = present(env, name) or return default
+      parsed = parse_bytes(raw)
+      return parsed if parsed && range.cover?(parsed)
+
+      raise SettingError, "#{name} must be bytes with a unit (K, M, G or T: 64M, 1.5G) in #{range}, " \
+                          "got #{BloatProbe.excerpt(env[name])}"
+    end
+
+    # "1.5G" as bytes, or nil.
+    def parse_bytes(text)
+      match = text.to_s.strip.match(/\A(\d+(?:\.\d+)?)\s*([KMGT])i?B?\z/i) or return
+      (Float(match[1]) * UNITS.fetch(match[2].upcase)).round
+    end
+
     # One of `choices` (Strings); unset is the default.
     def choice(name, choices, default:, env: ENV)
       raw = present(env, name) or return default

@@ -43,6 +43,8 @@ module BloatyMcBloatface
     config.x.bloat_probe.workload = setting.boolean("BLOAT_PROBE_WORKLOAD", default: false)
     config.x.bloat_probe.trim_interval =
       setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
+    # With a floor, the Trimmer trims only when a trim would return that much (see Trimmer).
+    config.x.bloat_probe.trim_min = setting.bytes("BLOAT_PROBE_TRIM_MIN", range: (1 << 20)..(1 << 40), default: nil)
     # Bytes the workload routes may hold: per request, and all requests at once (see
     # WorkloadBudget). The defaults match BloatProbe.retain_limit's 2 GiB.
     config.x.bloat_probe.workload_request_budget =

@@ -85,7 +85,7 @@ module AllocatorBench
     # over its rounds, with each one's share of all that was raised, and the attributed
     # total against malloc_info's rise.
     def raisers
-      measured_rows.select { |row| row.raisers&.any? }.map do |row|
+      measured_rows.select { |row| row.raisers&.sum { |entry| entry[:raised_bytes] }&.positive? }.map do |row|
         total = row.raisers.sum { |entry| entry[:raised_bytes] }
         top = row.raisers.first(3).map do |entry|
           share = 100.0 * entry[:raised_bytes] / [total, 1].max

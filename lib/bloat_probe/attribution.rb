@@ -7,6 +7,10 @@ module BloatProbe
   # high-water mark of what its threads held at once, so the names that raise the marks
   # are the ones that set RSS. Memory stays bounded: LIMIT names, the smallest folded into
   # "other" when a new one comes.
+  #
+  # Threads may share an arena (25 Puma threads, 16 arenas): two calls that overlap on one
+  # see the same rise. Each arena's rise is credited once: to the call that ends first
+  # after it, from the mark already credited to the arena's current high-water mark.
   class Attribution
     LIMIT = 50
     OTHER = "other"
@@ -22,6 +26,7 @@ module BloatProbe
       @limit = BloatProbe.check_number("limit", limit, 1..10_000, Integer)
       @entries = {}
       @threads = {}
+      @credited = {} # arena id => the high-water mark credited so far
       @lock = Mutex.new
     end
 
@@ -55,26 +60,36 @@ module BloatProbe
 
     private
 
-    # [arena index, its high-water mark, RSS]; no arena figures where they cannot be read.
+    # [arena index, arena id, its high-water mark, RSS]; no arena figures where they cannot
+    # be read.
     def mark
-      arena = Native.thread_arena_mark
-      [arena&.first, arena&.last, BloatProbe.memory.rss]
+      index, id, max = Native.thread_arena_mark
+      [index, id, max, BloatProbe.memory.rss]
     end
 
     def record(name, before, after)
       name = clean(name)
-      arena, max_before, rss_before = before
-      _, max_after, rss_after = after
-      raised = max_before && max_after ? [max_after - max_before, 0].max : 0
+      index, arena, max_before, rss_before = before
+      _, _, max_after, rss_after = after
       grown = [rss_after - rss_before, 0].max
       @lock.synchronize do
+        raised = credit(arena, max_before, max_after)
         figures = entry_for(name)
         figures[1] += 1
         figures[2] += 1 if raised.positive?
         figures[3] += raised
         figures[4] += grown
-        remember_thread(arena, name)
+        remember_thread(index, name)
       end
+    end
+
+    # The part of the arena's rise during the call that no earlier call was credited with.
+    def credit(arena, max_before, max_after)
+      return 0 unless arena && max_before && max_after
+
+      from = [max_before, @credited[arena] || 0].max
+      @credited[arena] = [max_after, @credited[arena] || 0].max
+      [max_after - from, 0].max
     end
 
     # [name, calls, raises, raised_bytes, rss_growth]; a name past the limit makes room by

@@ -16,6 +16,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::allocator::{Allocator, Kind};
 use crate::glibc;
@@ -43,7 +44,11 @@ const PROBE_BYTES: usize = 4200;
 /// More arenas than glibc ever makes (8 × 1024 cores): a longer walk has lost its way.
 const MAX_ARENAS: usize = 8192;
 /// Tries at a check while other threads keep changing the arenas under it.
-const CHECK_TRIES: usize = 5;
+const CHECK_TRIES: usize = 3;
+/// After a check that could not conclude, the next waits this long: a check reads
+/// malloc_info twice, which locks every arena in turn, and a busy process must not pay
+/// that on every call.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 reading! {
     /// The calling thread's arena. `available` is false, with the reason, where it cannot
@@ -53,6 +58,9 @@ reading! {
         available: bool => Flag,
         reason: Option<String> => Text,
         index: Option<u64> => Count,
+        /// The arena's address: the same for the arena as long as the process lives, where
+        /// its index in malloc_info's list moves when glibc makes a new arena.
+        id: Option<u64> => Count,
         system: Option<u64> => Bytes,
         system_max: Option<u64> => Bytes,
         attached_threads: Option<u64> => Count,
@@ -65,6 +73,7 @@ impl ThreadArena {
             available: false,
             reason: Some(reason.into()),
             index: None,
+            id: None,
             system: None,
             system_max: None,
             attached_threads: None,
@@ -81,6 +90,8 @@ enum Known {
 }
 
 static KNOWN: Mutex<Known> = Mutex::new(Known::Unchecked);
+/// When a check may be tried again after one that could not conclude.
+static NEXT_CHECK: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The calling thread's arena, read as described above. `live` is the process's allocator.
 pub fn read(live: &Allocator) -> ThreadArena {
@@ -91,38 +102,22 @@ pub fn read(live: &Allocator) -> ThreadArena {
         return ThreadArena::unavailable("malloc returned NULL");
     };
     let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let index = match (&*known, own) {
+    let located = match (&*known, own) {
         (Known::Refused(reason), _) => return ThreadArena::unavailable(reason.clone()),
-        (Known::Arenas(arenas), Own::NonMain(address)) => arenas.iter().position(|&a| a == address),
-        (Known::Arenas(arenas), Own::Main) => (!arenas.is_empty()).then_some(0),
+        (Known::Arenas(arenas), Own::Main) => arenas.first().map(|&main| (0, main)),
+        (Known::Arenas(arenas), Own::NonMain(address)) => {
+            arenas.iter().position(|&a| a == address).map(|index| (index, address))
+        }
         (Known::Unchecked, _) => None,
     };
-    let index = match index {
-        Some(index) => index,
-        // First use, or an arena made since the last check: check (again).
-        None => match check(own) {
-            Ok(arenas) => {
-                let found = match own {
-                    Own::NonMain(address) => arenas.iter().position(|&a| a == address),
-                    Own::Main => Some(0),
-                };
-                *known = Known::Arenas(arenas);
-                match found {
-                    Some(index) => index,
-                    None => return ThreadArena::unavailable("this thread's arena is not in glibc's list of arenas"),
-                }
-            }
-            Err(Failure::Layout(reason)) => {
-                *known = Known::Refused(reason.clone());
-                return ThreadArena::unavailable(reason);
-            }
-            Err(Failure::NotYet(reason)) => return ThreadArena::unavailable(reason),
+    let (index, arena) = match (located, own) {
+        (Some(found), _) => found,
+        (None, Own::Main) => return ThreadArena::unavailable(MAIN_ONLY),
+        (None, Own::NonMain(start)) => match recheck(&mut known, start) {
+            Ok(found) => found,
+            Err(unavailable) => return unavailable,
         },
     };
-    let Known::Arenas(arenas) = &*known else {
-        return ThreadArena::unavailable("the arenas were not checked");
-    };
-    let arena = arenas[index];
     // SAFETY: `arena` passed the check against malloc_info, so it is a live struct
     // malloc_state (arenas are never freed) and the offsets are inside it.
     let word = |offset: usize| unsafe { std::ptr::read_volatile((arena + offset) as *const usize) } as u64;
@@ -130,9 +125,39 @@ pub fn read(live: &Allocator) -> ThreadArena {
         available: true,
         reason: None,
         index: Some(index as u64),
+        id: Some(arena as u64),
         system: Some(word(GLIBC.system_mem)),
         system_max: Some(word(GLIBC.max_system_mem)),
         attached_threads: Some(word(GLIBC.attached_threads)),
+    }
+}
+
+/// First use, or an arena made since the last check: checks (again), at most once every
+/// RECHECK_AFTER after a check that could not conclude. Returns (index, arena).
+fn recheck(known: &mut Known, start: usize) -> Result<(usize, usize), ThreadArena> {
+    let mut next = NEXT_CHECK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if next.is_some_and(|at| Instant::now() < at) {
+        return Err(ThreadArena::unavailable(
+            "this thread's arena is new since the last check; the next comes shortly",
+        ));
+    }
+    match check(start) {
+        Ok(arenas) => {
+            let index = arenas.iter().position(|&a| a == start);
+            *known = Known::Arenas(arenas);
+            *next = None;
+            index
+                .map(|index| (index, start))
+                .ok_or_else(|| ThreadArena::unavailable("this thread's arena is not in glibc's list of arenas"))
+        }
+        Err(Failure::Layout(reason)) => {
+            *known = Known::Refused(reason.clone());
+            Err(ThreadArena::unavailable(reason))
+        }
+        Err(Failure::NotYet(reason)) => {
+            *next = Instant::now().checked_add(RECHECK_AFTER);
+            Err(ThreadArena::unavailable(reason))
+        }
     }
 }
 
@@ -141,6 +166,9 @@ enum Own {
     Main,
     NonMain(usize),
 }
+
+const MAIN_ONLY: &str = "this thread allocates from the main arena, and glibc's list of arenas is read from a \
+                         non-main one, which no thread has shown yet";
 
 /// The arena a small allocation of this thread comes from.
 fn own_arena() -> Option<Own> {
@@ -176,16 +204,7 @@ enum Failure {
 
 /// Follows `next` from an arena and matches what it finds against malloc_info, taken
 /// before and after the walk; returns the arenas in malloc_info's order.
-fn check(own: Own) -> Result<Vec<usize>, Failure> {
-    let start =
-        match own {
-            Own::NonMain(address) => address,
-            Own::Main => return Err(Failure::NotYet(
-                "this thread allocates from the main arena, and glibc's list of arenas is read from a non-main one, \
-                 which this thread has not met"
-                    .into(),
-            )),
-        };
+fn check(start: usize) -> Result<Vec<usize>, Failure> {
     let reader = SafeReader::new().map_err(|e| Failure::NotYet(format!("a pipe for the check: {e}")))?;
     for _ in 0..CHECK_TRIES {
         let before = figures_by_malloc_info().map_err(Failure::NotYet)?;

@@ -9,14 +9,15 @@ pub fn thread_arena(ruby: &Ruby) -> Result<RHash, Error> {
     to_hash(ruby, &thread_arena::read(live()))
 }
 
-/// [index, highest system bytes] of the calling thread's arena, or nil: what the
+/// [index, id, highest system bytes] of the calling thread's arena, or nil: what the
 /// attribution middleware reads before and after each request, without building a Hash.
 pub fn thread_arena_mark(ruby: &Ruby) -> Result<Option<RArray>, Error> {
     let reading = thread_arena::read(live());
-    match (reading.index, reading.system_max) {
-        (Some(index), Some(max)) => {
-            let mark = ruby.ary_new_capa(2);
+    match (reading.index, reading.id, reading.system_max) {
+        (Some(index), Some(id), Some(max)) => {
+            let mark = ruby.ary_new_capa(3);
             mark.push(index)?;
+            mark.push(id)?;
             mark.push(max)?;
             Ok(Some(mark))
         }

@@ -23,11 +23,13 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_equal "glibc", arenas["allocator"]
       assert_operator arenas["arena_count"], :>=, 1
       assert_equal arenas["arena_count"], arenas["arenas"].size
-      # Against glibc's own totals, read independently just after (the request's own
-      # allocations in between move them a little).
+      # Against glibc's own totals, read independently just after: the request's own
+      # allocations in between (a diagnosis, the JSON) move them a little, and more in a
+      # large fragmented process (the system tests' loads run in this one): 1%, 4 MiB at least.
       mallinfo = BloatProbe.mallinfo
-      assert_in_delta mallinfo.arena, arenas["system"], 4 << 20
-      assert_in_delta mallinfo.fordblks, arenas["free"], 4 << 20
+      margin = [4 << 20, mallinfo.arena / 100].max
+      assert_in_delta mallinfo.arena, arenas["system"], margin
+      assert_in_delta mallinfo.fordblks, arenas["free"], margin
       yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
       assert_equal({ "pid" => Process.pid, "worker" => nil, "ruby" => RUBY_VERSION, "yjit" => yjit }, stats["process"])
       assert_operator stats.dig("memory", "rss"), :>, 0

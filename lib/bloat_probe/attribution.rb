@@ -21,6 +21,12 @@ module BloatProbe
 
     # One name's figures: calls, high-water raises and the bytes they added, RSS growth.
     Entry = Reading.define(:name, :calls, :raises, :raised_bytes, :rss_growth, bytes: %i[raised_bytes rss_growth])
+    # An entry's running figures, added to under the lock; Entry is their frozen copy.
+    Tally = Struct.new(:calls, :raises, :raised_bytes, :rss_growth) do
+      def add(other)
+        members.each { |field| self[field] += other[field] }
+      end
+    end
 
     def initialize(limit: LIMIT)
       @limit = BloatProbe.check_number("limit", limit, 1..10_000, Integer)
@@ -42,8 +48,7 @@ module BloatProbe
 
     # Every name's entry, the largest high-water raises first.
     def entries
-      @lock.synchronize { @entries.values.map(&:dup) }
-           .map { |figures| Entry.new(*figures) }
+      @lock.synchronize { @entries.map { |name, tally| Entry.new(name, *tally.to_a) } }
            .sort_by { |entry| [-entry.raised_bytes, -entry.rss_growth, entry.name] }
     end
 
@@ -74,11 +79,7 @@ module BloatProbe
       grown = [rss_after - rss_before, 0].max
       @lock.synchronize do
         raised = credit(arena, max_before, max_after)
-        figures = entry_for(name)
-        figures[1] += 1
-        figures[2] += 1 if raised.positive?
-        figures[3] += raised
-        figures[4] += grown
+        tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised, grown))
         remember_thread(index, name)
       end
     end
@@ -92,22 +93,20 @@ module BloatProbe
       [max_after - from, 0].max
     end
 
-    # [name, calls, raises, raised_bytes, rss_growth]; a name past the limit makes room by
-    # folding the smallest other entry into "other".
-    def entry_for(name)
+    # A name past the limit makes room by folding the smallest other entry into "other".
+    def tally_for(name)
       @entries.fetch(name) do
         if @entries.size >= @limit
-          smallest = @entries.values.reject { |figures| figures[0] == OTHER }.min_by { |figures| figures[3] }
-          fold(smallest) if smallest
+          smallest = @entries.reject { |entry_name, _| entry_name == OTHER }.min_by { |_, tally| tally.raised_bytes }
+          fold(*smallest) if smallest
         end
-        @entries[name] = [name, 0, 0, 0, 0]
+        @entries[name] = Tally.new(0, 0, 0, 0)
       end
     end
 
-    def fold(figures)
-      @entries.delete(figures[0])
-      other = @entries[OTHER] ||= [OTHER, 0, 0, 0, 0]
-      (1..4).each { |i| other[i] += figures[i] }
+    def fold(name, tally)
+      @entries.delete(name)
+      (@entries[OTHER] ||= Tally.new(0, 0, 0, 0)).add(tally)
     end
 
     def remember_thread(arena, name)

@@ -159,8 +159,7 @@ module BloatProbe
 
     # The parent's USS: a Puma worker's parent is its cluster's master.
     def primary_uss
-      rollup = File.read("/proc/#{Process.ppid}/smaps_rollup")
-      %w[Private_Clean Private_Dirty].sum { |key| rollup[/^#{key}:\s+(\d+) kB/, 1].to_i * 1024 }
+      Native.uss_of(Process.ppid)
     end
 
     # Trim (glibc) or purge (jemalloc); the action taken, or nil where neither applies.

@@ -125,11 +125,16 @@ fn parse_statm(statm: &str, page: u64) -> io::Result<Memory> {
     Ok(Memory { rss: resident * page, anon: resident.saturating_sub(shared) * page, file: shared * page })
 }
 
+/// Another process's USS (the guard's "3x" budget is a multiple of the parent's).
+pub fn uss_of(pid: u32) -> io::Result<u64> {
+    Ok(parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?)?.uss)
+}
+
 fn parse_rollup(rollup: &str) -> io::Result<Detail> {
     let field = |key: &str| {
-        kib_field(rollup, key).map(|kib| kib * 1024).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("no {key} line in /proc/self/smaps_rollup"))
-        })
+        kib_field(rollup, key)
+            .map(|kib| kib * 1024)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no {key} line in smaps_rollup")))
     };
     Ok(Detail {
         pss: field("Pss:")?,
@@ -228,6 +233,14 @@ mod tests {
         // comparison with the statm reading above would race them.
         let d = detail().expect("detail");
         assert!(d.uss > 0 && d.uss <= d.pss, "{d:?}");
+    }
+
+    #[test]
+    fn another_process_uss_is_read_like_our_own() {
+        let uss = uss_of(std::process::id()).expect("own smaps_rollup by pid");
+        let pss = detail().expect("own smaps_rollup").pss;
+        assert!(uss > 0 && uss <= pss + (64 << 20), "uss {uss} pss {pss}");
+        assert!(uss_of(u32::MAX).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! BloatProbe.memory: process memory from /proc/self.
+//! BloatProbe.memory: process memory from /proc/self; and another process's USS for the guard.
 
 use super::errors::io_error;
 use super::fields::to_hash;
@@ -9,4 +9,9 @@ use magnus::{Error, RHash, Ruby};
 pub fn memory(ruby: &Ruby, detail: bool) -> Result<RHash, Error> {
     let reading = procfs::reading(detail).map_err(|e| io_error(ruby, "reading /proc/self", e))?;
     to_hash(ruby, &reading)
+}
+
+/// USS of another process, by pid.
+pub fn uss_of(ruby: &Ruby, pid: u32) -> Result<u64, Error> {
+    procfs::uss_of(pid).map_err(|e| io_error(ruby, &format!("reading /proc/{pid}/smaps_rollup"), e))
 }

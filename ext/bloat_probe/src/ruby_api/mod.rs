@@ -29,6 +29,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("arena_stats", function!(arena_stats::arena_stats, 0))?;
     native.define_singleton_method("malloc_stats", function!(malloc_stats::malloc_stats, 0))?;
     native.define_singleton_method("memory", function!(memory::memory, 1))?;
+    native.define_singleton_method("uss_of", function!(memory::uss_of, 1))?;
     native.define_singleton_method("allocator", function!(allocator::allocator, 0))?;
     native.define_singleton_method("jemalloc_stats", function!(allocator::jemalloc_stats, 0))?;
     native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;

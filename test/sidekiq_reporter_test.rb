@@ -63,6 +63,41 @@ class SidekiqReporterTest < Minitest::Test
     refute_match(/bloat_probe pid=\d+ error=/, File.read(log))
   end
 
+  # The guard in Sidekiq: jobs that keep 4 MiB each take the process over its budget; the
+  # guard makes it quiet, then TERM stops it within its timeout; the test's supervisor
+  # loop starts it again, as systemd or Kubernetes would, until every job is done.
+  JOBS = 60
+  STARTS = 6
+
+  def test_the_guard_restarts_sidekiq_and_every_job_runs_exactly_once
+    require "sidekiq"
+    Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+    log = File.join(@dir, "sidekiq.log")
+    pool = Sidekiq::RedisConnection.create(url: @redis.url, size: 1)
+    Sidekiq::Client.via(pool) { JOBS.times { |seed| Sidekiq::Client.push("class" => "HoldJob", "args" => [seed]) } }
+    done = -> { pool.with { |redis| redis.call("HGETALL", "hold_job:done") }.to_a.flatten.each_slice(2).to_h }
+    exits = []
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 240
+    while done.call.size < JOBS && exits.size < STARTS && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+      env = { "REDIS_URL" => @redis.url, "METRICS_PORT" => AllocatorBench::ChildProcess.free_port.to_s,
+              "GUARD_BUDGET" => "160M" }
+      @sidekiq = Process.spawn(env, "sidekiq", "-c", "2", "-t", "10", "-r", INITIALIZER,
+                               out: [log, "a"], err: %i[child out], chdir: @dir)
+      exits << [@sidekiq, wait_for_exit(@sidekiq, deadline, done)]
+    end
+    counts = done.call
+    assert_equal JOBS, counts.size, "jobs done after #{exits.size} starts\n#{File.read(log)[-3000..]}"
+    assert_equal ["1"], counts.values.uniq, "each job ran exactly once: #{counts.inspect}"
+    restarted = exits.select { |_pid, status| status&.success? }
+    refute_empty restarted, "a Sidekiq that stopped by itself, with status 0: #{exits.inspect}"
+    text = File.read(log)
+    restarted.each do |pid, _status|
+      decision = "action=restart reason=over_budget_2_checks verdict=\\w+ .* budget_mib=160\\.0 .*restarted=true"
+      assert_match(/bloat_probe guard pid=#{pid} #{decision}/, text)
+    end
+    assert_equal "0", pool.with { |redis| redis.call("GET", "stat:failed") }.to_s.sub(/\A\z/, "0")
+  end
+
   def test_bad_settings_raise_in_the_initializer
     require "bloat_probe/sidekiq"
     error = assert_raises(RangeError) { BloatProbe::Sidekiq.install(port: 0) }
@@ -76,6 +111,22 @@ class SidekiqReporterTest < Minitest::Test
 
   def get(port, path)
     Net::HTTP.start("127.0.0.1", port, open_timeout: 1, read_timeout: 5) { |http| http.get(path) }
+  end
+
+  # Waits for the process to end by itself (the guard's restart) or until every job is
+  # done, when it is stopped; its exit status, or nil where the test had to stop it.
+  def wait_for_exit(pid, deadline, done)
+    loop do
+      _, status = Process.wait2(pid, Process::WNOHANG)
+      return status if status
+
+      if done.call.size >= JOBS || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        Process.kill("TERM", pid)
+        Timeout.timeout(30) { Process.wait(pid) }
+        return nil
+      end
+      sleep 0.25
+    end
   end
 
   # The block's first truthy value, polled for up to 60 s while Sidekiq runs.

@@ -49,8 +49,11 @@ module BloatProbe
       end
 
       # TSTP makes Sidekiq take no new jobs; TERM then stops it, giving the running ones
-      # its shutdown timeout to finish.
+      # its shutdown timeout to finish. Once: the guard's later checks find it stopping.
       def quiet_then_stop(_decision)
+        return true if @stopping
+
+        @stopping = true
         Process.kill("TSTP", Process.pid)
         Thread.new do
           sleep 1

@@ -46,6 +46,53 @@ class AttributionTest < Minitest::Test
                     "attributed #{attributed} against malloc_info's #{result[:marks_rose]}"
   end
 
+  # Two threads on one arena (MALLOC_ARENA_MAX=2): a heavy call, and light calls that keep
+  # starting and ending beside it, each of which sees the arena rise while it runs. The rise
+  # is the heavy call's: its thread touched the new pages.
+  def test_calls_that_overlap_on_one_arena_share_its_rise_by_the_pages_each_touched
+    result = run_child(<<~RUBY, { "MALLOC_ARENA_MAX" => "2" }, timeout: 120)
+      attribution = BloatProbe::Attribution.new
+      marks = -> { BloatProbe.arena_stats.arenas.sum(&:system_max) }
+      arenas = Queue.new
+      roles = Array.new(4) { Queue.new }
+      heavy_done = false
+      threads = Array.new(4) do |i|
+        Thread.new do
+          BloatProbe.churn(count: 10, max_size: 4096) # this thread's arena, before the count starts
+          # The arena list is checked again at most once a second: a new arena may wait.
+          mark = nil
+          30.times { (mark = BloatProbe::Native.thread_arena_mark) ? break : sleep(0.1) }
+          arenas << [i, mark&.at(1)]
+          case roles[i].pop
+          when :heavy
+            attribution.measure("export#run") do
+              BloatProbe.churn(count: 5_000, window: 5_000, min_size: 8192, max_size: 8192, seed: i)
+            end
+            heavy_done = true
+          when :light
+            until heavy_done
+              attribution.measure("posts#index") { Array.new(20) { "x" * 100 } }
+              sleep 0.001
+            end
+          end
+        end
+      end
+      found = Array.new(4) { arenas.pop }
+      pair = found.select(&:last).group_by(&:last).values.find { _1.size >= 2 } or
+        raise "no two threads on one arena: \#{found}"
+      before = marks.call
+      roles.each_with_index { |role, i| role << { pair[0][0] => :light, pair[1][0] => :heavy }.fetch(i, :idle) }
+      threads.each(&:join)
+      puts JSON.dump(entries: attribution.entries.map(&:to_h), marks_rose: marks.call - before)
+    RUBY
+    heavy, light = %w[export#run posts#index].map { |name| result[:entries].find { _1[:name] == name } }
+    assert_operator light[:calls], :>=, 2, "light calls ran beside the heavy one"
+    attributed = heavy[:raised_bytes] + light[:raised_bytes]
+    assert_operator heavy[:raised_bytes], :>=, 0.8 * attributed, result[:entries].inspect
+    assert_in_delta result[:marks_rose], attributed, 0.1 * result[:marks_rose],
+                    "attributed #{attributed} against malloc_info's #{result[:marks_rose]}"
+  end
+
   def test_memory_stays_bounded_and_nothing_is_lost
     attribution = BloatProbe::Attribution.new(limit: 3)
     10.times { |i| attribution.measure("name #{i}\n\t#{"x" * 500}") { nil } }

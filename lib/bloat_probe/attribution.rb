@@ -8,9 +8,11 @@ module BloatProbe
   # are the ones that set RSS. Memory stays bounded: LIMIT names, the smallest folded into
   # "other" when a new one comes.
   #
-  # Threads may share an arena (25 Puma threads, 16 arenas): two calls that overlap on one
-  # see the same rise. Each arena's rise is credited once: to the call that ends first
-  # after it, from the mark already credited to the arena's current high-water mark.
+  # Threads may share an arena (25 Puma threads, 16 arenas), so calls overlap on one. Each
+  # call's start and end reads its arena's mark; a rise between two such readings is shared
+  # among the calls in flight on that arena then, by the minor page faults each one's
+  # thread made meanwhile: the thread that allocated past what the arena held is the one
+  # that touched the new pages. A rise while no call was in flight is nobody's.
   class Attribution
     LIMIT = 50
     OTHER = "other"
@@ -18,6 +20,10 @@ module BloatProbe
     NAME_LENGTH = 120
     # Threads remembered at most; finished ones are dropped first.
     THREADS = 1024
+
+    # A call in flight on an arena: its thread's kernel id, that thread's minor faults when
+    # last read, and the bytes of the arena's rises shared to it so far.
+    Call = Struct.new(:thread_id, :faults, :share)
 
     # One name's figures: calls, high-water raises and the bytes they added, RSS growth.
     Entry = Reading.define(:name, :calls, :raises, :raised_bytes, :rss_growth, bytes: %i[raised_bytes rss_growth])
@@ -32,7 +38,8 @@ module BloatProbe
       @limit = BloatProbe.check_number("limit", limit, 1..10_000, Integer)
       @entries = {}
       @threads = {}
-      @credited = {} # arena id => the high-water mark credited so far
+      @seen = {} # arena id => its high-water mark at the last reading
+      @in_flight = Hash.new { |hash, arena| hash[arena] = [] } # arena id => [Call]
       @lock = Mutex.new
     end
 
@@ -41,9 +48,10 @@ module BloatProbe
     # what the block returned. A call that raises is recorded too.
     def measure(name)
       before = mark
+      call = start(before)
       yield
     ensure
-      record(name.respond_to?(:call) ? name.call : name, before, mark) if before
+      record(name.respond_to?(:call) ? name.call : name, before, mark, call) if before
     end
 
     # Every name's entry, the largest high-water raises first.
@@ -72,25 +80,63 @@ module BloatProbe
       [index, id, max, BloatProbe.memory.rss]
     end
 
-    def record(name, before, after)
+    def start(before)
+      _, arena, max = before
+      return unless arena && max
+
+      call = Call.new(Thread.current.native_thread_id, Native.own_faults, 0)
+      @lock.synchronize do
+        share_rise(arena, max)
+        @in_flight[arena] << call
+      end
+      call
+    end
+
+    def record(name, before, after, call)
       name = clean(name)
-      index, arena, max_before, rss_before = before
-      _, _, max_after, rss_after = after
+      index, arena, _, rss_before = before
+      _, arena_after, max_after, rss_after = after
       grown = [rss_after - rss_before, 0].max
       @lock.synchronize do
-        raised = credit(arena, max_before, max_after)
+        raised = 0
+        if call
+          share_rise(arena, max_after) if arena_after == arena && max_after
+          @in_flight[arena].delete(call)
+          @in_flight.delete(arena) if @in_flight[arena].empty?
+          raised = call.share
+        end
         tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised, grown))
         remember_thread(index, name)
       end
     end
 
-    # The part of the arena's rise during the call that no earlier call was credited with.
-    def credit(arena, max_before, max_after)
-      return 0 unless arena && max_before && max_after
+    # The arena's rise since its last reading, shared among the calls in flight on it by the
+    # faults each made since (the rest of an uneven split to the one that made most).
+    def share_rise(arena, max)
+      seen = @seen[arena]
+      @seen[arena] = max if seen.nil? || max > seen
+      calls = @in_flight.fetch(arena, nil)
+      return if seen.nil? || max <= seen || calls.nil? || calls.empty?
 
-      from = [max_before, @credited[arena] || 0].max
-      @credited[arena] = [max_after, @credited[arena] || 0].max
-      [max_after - from, 0].max
+      rise = max - seen
+      return calls.first.share += rise if calls.size == 1
+
+      now = calls.map { |call| faults_now(call) }
+      made = calls.zip(now).map { |call, faults| faults ? [faults - call.faults, 0].max : 0 }
+      total = made.sum
+      shares = made.map { |count| total.zero? ? rise / calls.size : rise * count / total }
+      shares[made.index(made.max)] += rise - shares.sum
+      calls.each_with_index do |call, i|
+        call.share += shares[i]
+        call.faults = now[i] || call.faults
+      end
+    end
+
+    # The calling thread's count is read directly, another's from procfs.
+    def faults_now(call)
+      return Native.own_faults if call.thread_id == Thread.current.native_thread_id
+
+      Native.faults_of(call.thread_id)
     end
 
     # A name past the limit makes room by folding the smallest other entry into "other".

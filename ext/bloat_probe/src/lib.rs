@@ -14,6 +14,7 @@ pub mod parse_error;
 pub mod procfs;
 pub mod schema;
 pub mod thread_arena;
+pub mod thread_faults;
 pub mod workload;
 
 #[cfg(feature = "ruby")]

@@ -16,6 +16,7 @@ mod memory;
 mod nogvl;
 mod retained;
 mod thread_arena;
+mod thread_faults;
 mod trim;
 
 use magnus::{function, prelude::*, Error, Ruby};
@@ -38,6 +39,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
     native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;
     native.define_singleton_method("thread_arena_mark", function!(thread_arena::thread_arena_mark, 0))?;
+    native.define_singleton_method("own_faults", function!(thread_faults::own_faults, 0))?;
+    native.define_singleton_method("faults_of", function!(thread_faults::faults_of, 1))?;
     native.define_singleton_method("churn", function!(churn::churn, -1))?;
     native.define_singleton_method("churn_worst_case_bytes", function!(churn::worst_case_bytes, -1))?;
     native.const_set("CHURN_LIMITS", churn::limits(ruby)?)?;

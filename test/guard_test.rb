@@ -85,6 +85,34 @@ class GuardTest < Minitest::Test
     assert_operator result[:released_bytes], :>=, 64 << 20
   end
 
+  # A trim whose memory is back by the next tick (a busy process reusing it) doubles the
+  # wait before the next look; once a trim's memory stays out, the wait is one interval.
+  def test_a_trim_whose_memory_comes_straight_back_makes_the_trimmer_wait_longer
+    result = run_child(<<~RUBY, {}, timeout: 120)
+      def fragment
+        #{FRAGMENT}
+      end
+      fragment
+      trimmer = BloatProbe::Trimmer.new(interval: 0.5, min_trimmable: 16 << 20)
+      trimmer.tick
+      regrown = Array.new(trimmer.released_bytes / (1 << 20)) { "x" * (1 << 20) }
+      sleep 0.5
+      trimmer.tick # judges the trim wasted; too soon for another look
+      after_waste = trimmer.to_h
+      regrown.clear
+      GC.start
+      sleep 0.6
+      fragment
+      trimmer.tick # the look the wait allowed: a second trim
+      sleep 0.5
+      trimmer.tick # nothing came back this time
+      puts JSON.dump(after_waste: after_waste, after_keep: trimmer.to_h)
+    RUBY
+    assert_equal [1, 1, 2], result[:after_waste].values_at(:trims, :skipped, :wait), result.inspect
+    assert_equal 2, result[:after_keep][:trims], result.inspect
+    assert_equal 1, result[:after_keep][:wait], result.inspect
+  end
+
   def test_settings_are_checked_and_named
     {
       { "BLOAT_PROBE_GUARD" => "on" } => /BLOAT_PROBE_GUARD=on needs BLOAT_PROBE_GUARD_BUDGET/,

@@ -9,14 +9,19 @@ module BloatProbe
   # in when they are used again. With `min_trimmable`, each tick first diagnoses the process
   # and trims only where the verdict says the allocator holds free memory and a trim would
   # return that many bytes at least (the estimate from malloc_info, capped by what smaps
-  # says is resident): a trim that pays for itself, rather than one on the clock.
+  # says is resident): a trim that pays for itself, rather than one on the clock. And a trim
+  # whose memory was back by the next tick (RSS regrew by half of what it released) paid
+  # for nothing: the process is busy reusing that memory, so the wait before the next look
+  # doubles, up to MAX_WAIT intervals; a trim whose memory stays out brings it back to one.
+  # Under load it then trims every few seconds, and once the load ends, within MAX_WAIT.
   class Trimmer
     include Periodic
 
     # Shorter would keep a core busy trimming; longer than a day, and no one sees it work.
     INTERVALS = 0.01..86_400.0
+    MAX_WAIT = 8
 
-    attr_reader :interval, :min_trimmable, :trims, :skipped, :released_bytes
+    attr_reader :interval, :min_trimmable, :trims, :skipped, :released_bytes, :wait
 
     def self.start(interval:, min_trimmable: nil)
       new(interval: interval, min_trimmable: min_trimmable).tap(&:start)
@@ -28,26 +33,52 @@ module BloatProbe
       @trims = 0
       @skipped = 0
       @released_bytes = 0
+      @wait = 1 # intervals between looks
+      @next_look = 0.0
     end
 
-    # One malloc_trim(0), unless the diagnosis says it would not pay; what start's thread
-    # does each interval.
+    # One malloc_trim(0), unless the diagnosis says it would not pay or the last trim's
+    # memory came straight back; what start's thread does each interval.
     def tick
-      if @min_trimmable && !worth_it?(BloatProbe.diagnose)
+      return trim unless @min_trimmable
+
+      judge_last_trim
+      if monotonic < @next_look || !worth_it?(BloatProbe.diagnose)
         @skipped += 1
         return
       end
-      result = BloatProbe.trim
-      @trims += 1
-      @released_bytes += [result.released_bytes, 0].max
+      trim
+      @last_trim = [monotonic, @released, BloatProbe.memory.rss]
     end
 
     def to_h
       { interval: @interval, min_trimmable: @min_trimmable, trims: @trims, skipped: @skipped,
-        released_bytes: @released_bytes }
+        released_bytes: @released_bytes, wait: @wait }
     end
 
     private
+
+    def trim
+      @released = [BloatProbe.trim.released_bytes, 0].max
+      @trims += 1
+      @released_bytes += @released
+    end
+
+    # At the tick after a trim: wasted (half of it back already) doubles the wait, kept
+    # brings it back to one interval. Half an interval of slack for the timer's jitter.
+    def judge_last_trim
+      return unless @last_trim
+
+      at, released, rss_after = @last_trim
+      @last_trim = nil
+      wasted = (BloatProbe.memory.rss - rss_after) * 2 >= released
+      @wait = wasted ? [@wait * 2, MAX_WAIT].min : 1
+      @next_look = at + ((@wait - 0.5) * @interval)
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
 
     def worth_it?(diagnosis)
       Guard::FREEABLE.include?(diagnosis.verdict) && diagnosis.trimmable.to_i >= @min_trimmable

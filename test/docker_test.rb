@@ -85,6 +85,56 @@ class DockerTest < Minitest::Test
     puts "\nBloatProbe.cgroup in docker run --memory 512m --cpus 1 --cpuset-cpus 0: #{cgroup}"
   end
 
+  # The guard in a container under --memory 256m (no swap): a process that keeps 8 MiB
+  # every quarter second would pass the limit. Without the guard the kernel kills it
+  # (OOMKilled); with a budget of 70% of the limit, the guard asks for a restart first and
+  # the process exits by itself. While it holds still, BloatProbe.cgroup agrees with
+  # `docker stats`.
+  GUARDED = <<~RUBY
+    require "bloat_probe"
+    require "json"
+    $stdout.sync = true
+    done = Queue.new
+    restart = lambda do |_decision|
+      done << :restart
+      true
+    end
+    if ENV["GUARD"] == "on"
+      guard = BloatProbe::Guard.new(budget: "70%", strikes: 1, interval: 1, restart: restart, log: ->(line) { puts line })
+    end
+    held = ["x" * (64 << 20)]
+    puts "steady \#{JSON.generate(BloatProbe.cgroup.to_h)}"
+    sleep 6 # docker stats, meanwhile
+    guard&.start
+    Thread.new do
+      48.times { held << "x" * (8 << 20); sleep 0.25 }
+      done << :all_held
+    end
+    puts "done=\#{done.pop} held_mib=\#{held.sum(&:bytesize) >> 20}"
+  RUBY
+  MEMORY_LIMIT = 256 << 20
+
+  def test_the_guard_acts_before_the_containers_memory_limit
+    killed = run_guarded("off")
+    assert_equal [true, 137], killed.values_at(:oom_killed, :exit_code), "the load passes the limit unguarded"
+
+    guarded = run_guarded("on")
+    assert_equal [false, 0], guarded.values_at(:oom_killed, :exit_code), guarded[:logs]
+    decision = "action=restart reason=over_budget_1_checks verdict=\\w+ .* budget_mib=179\\.2 "
+    assert_match(/^bloat_probe guard pid=\d+ #{decision}/, guarded[:logs])
+    assert_match(/^done=restart held_mib=\d+$/, guarded[:logs])
+    cgroup = JSON.parse(guarded[:logs][/^steady (.*)$/, 1], symbolize_names: true)
+    assert_equal MEMORY_LIMIT, cgroup[:memory_limit]
+    # docker stats shows the usage less the inactive page cache, a part of `file`.
+    low = cgroup[:memory_usage] - cgroup[:file] - (2 << 20)
+    assert_includes low..(cgroup[:memory_usage] + (2 << 20)), guarded[:docker_stats],
+                    "docker stats against #{cgroup}"
+    puts "\nThe guard under docker run --memory 256m: unguarded OOMKilled=#{killed[:oom_killed]} " \
+         "(exit #{killed[:exit_code]}); guarded OOMKilled=#{guarded[:oom_killed]}, " \
+         "#{guarded[:logs][/^bloat_probe guard .*$/]}; BloatProbe.cgroup memory_usage " \
+         "#{cgroup[:memory_usage]} against docker stats #{guarded[:docker_stats]}"
+  end
+
   def test_the_probe_in_the_container_and_the_database_going_away
     compose("up", "-d")
     wait_for_posts
@@ -209,6 +259,31 @@ class DockerTest < Minitest::Test
     end
     puts format("RSS ratio to glibc: %s",
                 rows.drop(1).map { |row| format("%s %.2f", row[:name], row[:rss].fdiv(glibc[:rss])) }.join(", "))
+  end
+
+  # One run of GUARDED in a container of its own, labelled with this test's project so that
+  # teardown finds it if it is left behind; what docker inspect and docker stats said.
+  def run_guarded(guard)
+    name = "#{@project}-guard-#{guard}"
+    capture("docker", "run", "-d", "--name", name, "--label", "com.docker.compose.project=#{@project}",
+            "--memory", MEMORY_LIMIT.to_s, "--memory-swap", MEMORY_LIMIT.to_s, "-e", "GUARD=#{guard}",
+            "bloat-probe:#{stack}", "bundle", "exec", "ruby", "-e", GUARDED)
+    deadline = monotonic + 60
+    sleep 0.5 until capture("docker", "logs", name).include?("steady ") || monotonic > deadline
+    stats = capture("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name).split(" / ").first
+    capture("timeout", "120", "docker", "wait", name)
+    state = JSON.parse(capture("docker", "inspect", "--format", "{{json .State}}", name))
+    { oom_killed: state["OOMKilled"], exit_code: state["ExitCode"], logs: capture("docker", "logs", name),
+      docker_stats: bytes_of(stats) }
+  ensure
+    capture("docker", "rm", "-f", name, check: false)
+  end
+
+  # "64.5MiB" as docker stats prints it, in bytes.
+  def bytes_of(text)
+    number, unit = text.to_s.strip.match(/\A([\d.]+)\s*([KMGT]?i?B)\z/)&.captures
+    flunk "docker stats printed #{text.inspect}" unless number
+    (Float(number) * { "B" => 1, "KiB" => 1 << 10, "MiB" => 1 << 20, "GiB" => 1 << 30 }.fetch(unit)).round
   end
 
   # --- plumbing ------------------------------------------------------------------------

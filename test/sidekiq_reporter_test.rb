@@ -5,8 +5,8 @@ require "net/http"
 require_relative "../bench/allocator_bench/sidekiq_worker"
 
 # BloatProbe::Sidekiq.install in a real `sidekiq` (Debian's 6.4 or 7.3) with its own
-# redis-server: the reporter logs through Sidekiq's logger, the metrics come from an
-# embedded Puma::Server on a loopback port, and both stop with Sidekiq.
+# redis-server: the reporter logs through Sidekiq's logger, the metrics come from a
+# MetricsServer on a loopback port, and both stop with Sidekiq.
 class SidekiqReporterTest < Minitest::Test
   include ProcessTree
 

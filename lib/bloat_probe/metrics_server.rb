@@ -1,15 +1,18 @@
 # frozen_string_literal: true
 
-require "puma"
-require "puma/server"
-
 module BloatProbe
-  # /metrics from a listener of its own, on an embedded Puma::Server with two threads of
-  # its own: a scrape never queues behind the app's requests, which is when memory
-  # matters. The Sidekiq integration always serves it so; the Puma plugin does with
-  # BLOAT_PROBE_METRICS_PORT. Loopback unless bind says otherwise.
+  # /metrics from a listener of its own, answered on a native thread that needs no GVL: a
+  # scrape neither queues behind the app's requests nor waits for the GVL behind their
+  # threads, which is when memory matters. A Ruby thread renders the figures when a scrape
+  # asks; a scrape that gets none within a short wait (every thread busy; FRESH_WAIT in
+  # metrics_listener.rs) is answered with the last ones. The Sidekiq integration always
+  # serves it so; the Puma plugin does with BLOAT_PROBE_METRICS_PORT. Loopback unless bind
+  # says otherwise.
   class MetricsServer
     PORTS = 1..65_535
+    # How long the renderer waits for a scrape before it looks again.
+    RENDER_POLL = 1.0
+    REQUEST = { "REQUEST_METHOD" => "GET", "PATH_INFO" => "/metrics" }.freeze
 
     attr_reader :url
 
@@ -21,47 +24,38 @@ module BloatProbe
     # metrics: the Metrics app to serve.
     def initialize(metrics, port:, bind: "127.0.0.1")
       self.class.check(port: port, bind: bind)
-      @app = App.new(metrics)
+      @metrics = metrics
       @port = port
       @bind = bind
       @url = "http://#{bind}:#{port}/metrics"
     end
 
     def start
-      @server = puma_server(@app)
-      @server.add_tcp_listener(@bind, @port)
-      @server.run
+      @listener = MetricsListener.start(@bind, @port, Metrics::CONTENT_TYPE, render)
+      @renderer = Thread.new do
+        Thread.current.name = "bloat_probe-metrics"
+        loop do
+          asked = @listener.wait_for_scrape(RENDER_POLL)
+          @listener.publish(render, asked) if asked
+        end
+      end
       self
     end
 
     def stop
-      @server&.stop(true)
-      @server = nil
+      @renderer&.kill&.join
+      @listener&.stop
+      @renderer = @listener = nil
     end
 
     private
 
-    # Puma 6 takes a log writer in the options; Puma 5.6 takes its events second.
-    def puma_server(app)
-      options = { min_threads: 0, max_threads: 2 }
-      if defined?(::Puma::LogWriter)
-        ::Puma::Server.new(app, nil, options.merge(log_writer: ::Puma::LogWriter.null))
-      else
-        ::Puma::Server.new(app, ::Puma::Events.null, options)
-      end
-    end
-
-    # /metrics, and 404 elsewhere.
-    class App
-      def initialize(metrics)
-        @metrics = metrics
-      end
-
-      def call(env)
-        return @metrics.call(env) if env["PATH_INFO"] == "/metrics"
-
-        [404, { "content-type" => "text/plain" }, ["bloat_probe serves /metrics\n"]]
-      end
+    # A render that fails is served as a comment: the scrape has no samples, and says why.
+    def render
+      _status, _headers, body = @metrics.call(REQUEST)
+      body.join
+    rescue StandardError => e
+      "# bloat_probe could not render the metrics: #{e.class}: #{e.message[0, 200]}\n"
     end
   end
 end

@@ -5,7 +5,7 @@ require "bloat_probe/metrics_server"
 
 module BloatProbe
   # In a Sidekiq process: the Reporter logs through Sidekiq's logger, and the metrics are
-  # served by an embedded Puma::Server on a port of their own, both started and stopped
+  # served by a MetricsServer on a port of their own, both started and stopped
   # with Sidekiq's lifecycle. One call, in the Sidekiq initializer:
   #
   #   require "bloat_probe/sidekiq"

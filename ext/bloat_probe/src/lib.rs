@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod glibc;
 pub mod malloc_info;
 pub mod malloc_stats;
+pub mod metrics_listener;
 pub mod panic_boundary;
 pub mod parse_error;
 pub mod procfs;

@@ -13,6 +13,7 @@ mod fields;
 mod mallinfo;
 mod malloc_stats;
 mod memory;
+mod metrics_listener;
 mod nogvl;
 mod retained;
 mod thread_arena;
@@ -47,5 +48,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("retain_limit", function!(churn::retain_limit, 0))?;
     native.define_singleton_method("retain_limit=", function!(churn::set_retain_limit, 1))?;
     native.define_singleton_method("retained_bytes", function!(churn::retained_bytes, 0))?;
+    metrics_listener::define(ruby, module)?;
     retained::define(ruby, module)
 }

@@ -69,9 +69,11 @@ module ProbeBench
     reporter_cpu
     hold.close
     workers.each(&:join)
+    trim_cost
     busy_scrapes
-    side_by_side("metrics mounted", "BLOAT_PROBE_METRICS")
-    side_by_side("attribution middleware", "BLOAT_PROBE_ATTRIBUTION")
+    side_by_side("metrics mounted", { "BLOAT_PROBE_METRICS" => "1" }, { "BLOAT_PROBE_METRICS" => "0" })
+    side_by_side("attribution middleware", { "BLOAT_PROBE_ATTRIBUTION" => "1" }, { "BLOAT_PROBE_ATTRIBUTION" => "0" })
+    side_by_side("malloc_trim(0) every second", { "BLOAT_PROBE_TRIM_INTERVAL" => "1" }, {})
 
     # Interleaved, so that a noisy moment on this shared machine hits both sides alike.
     rates = Array.new(5) { [churn_rate(1), churn_rate(2)] }
@@ -83,7 +85,7 @@ module ProbeBench
              "2 threads ≥ 1.6× 1;",
          "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s;",
          "attribution ≤ 20 µs a request, /posts with it ≥ 0.98× without; a scrape of the metrics port while " \
-         "every request thread is busy ≤ 50 ms."
+         "every request thread is busy ≤ 50 ms; the trim's time per GiB and /posts' p99 with trims: figures, no target."
   end
 
   # A scrape reads RSS and malloc_info afresh and reuses the Recorder's diagnosis (taken
@@ -173,28 +175,40 @@ module ProbeBench
     end
   end
 
-  # rails-app's /posts under wrk with a switch on and off, 3 rounds interleaved.
-  def side_by_side(label, variable)
+  # How long one malloc_trim(0) holds the arenas, per GiB it gives back: the 16 arenas whose
+  # churn has just been released.
+  def trim_cost
+    result = BloatProbe.trim
+    released = result.rss_before - result.rss_after
+    puts "", format("%-34s %12s", "malloc_trim(0), 16 arenas", "ms per GiB")
+    puts format("%-34s %12.1f   (%.1f ms, %s released)", "one trim", result.elapsed * 1000 / (released / 2.0**30),
+                result.elapsed * 1000, BloatProbe::Format.bytes(released))
+  end
+
+  # rails-app's /posts under wrk with the server's environment `with` and `without`, 3
+  # rounds interleaved: the medians of req/s and of p99.
+  def side_by_side(label, with, without)
     runs = { "on" => [], "off" => [] }
     Dir.mktmpdir("bloat_probe-probe-bench") do |dir|
       3.times do |round|
-        runs.each do |state, rates|
-          config = AllocatorBench::Configuration.new(name: state, summary: label,
-                                                     env: { variable => state == "on" ? "1" : "0" })
+        runs.each do |state, results|
+          config = AllocatorBench::Configuration.new(name: state, summary: label, env: state == "on" ? with : without)
           server = AllocatorBench::Server.new(config, threads: 5,
                                                       log_path: File.join(dir, "#{round}-#{state}.log")).start
           load = AllocatorBench::Load.new(requests: 3000, concurrency: 10, mix: AllocatorBench::Mix.new("posts:1"),
                                           max_seconds: 120)
-          rates << load.run(server.port)[:rps]
+          results << load.run(server.port)
         ensure
           server&.stop
         end
       end
     end
-    on, off = runs.values.map { |rates| rates.sort[rates.size / 2] }
-    puts "", format("%-34s %12s", "rails-app /posts (median of 3)", "req/s")
-    puts format("%-34s %12.0f", "#{label}, #{variable}=1", on)
-    puts format("%-34s %12.0f   (%.2f× without)", "without, #{variable}=0", off, on / off)
+    median = ->(results, key) { results.map { _1[key] }.sort[results.size / 2] }
+    (on_rps, off_rps), (on_p99, off_p99) = %i[rps p99_us].map { |key| runs.values.map { median.call(_1, key) } }
+    puts "", format("%-34s %12s %10s", "rails-app /posts (median of 3)", "req/s", "p99 ms")
+    puts format("%-34s %12.0f %10.1f", "#{label}: #{with}", on_rps, on_p99 / 1000.0)
+    puts format("%-34s %12.0f %10.1f   (%.2f× the req/s without)", "without: #{without}", off_rps, off_p99 / 1000.0,
+                on_rps / off_rps)
   end
 end
 

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "bloat_probe"
+
 module AllocatorBench
   # One allocator set-up of the server: a name, the environment that selects it, and
   # what it needs installed.
@@ -41,7 +43,8 @@ module AllocatorBench
         new(name: "jemalloc", library: "libjemalloc.so.2", package: "libjemalloc2",
             summary: "jemalloc 5 via LD_PRELOAD with its defaults, as Rails 7.2+'s generated Dockerfile preloads it"),
         new(name: "trim", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1", "BLOAT_PROBE_TRIM_MIN" => "64M" },
-            summary: "glibc, BloatProbe::Trimmer looking every second, trimming only when a trim would return " \
+            summary: "glibc, BloatProbe::Trimmer looking every second (up to #{BloatProbe::Trimmer::MAX_WAIT} s " \
+                     "apart while its trims' memory comes straight back), trimming only when a trim would return " \
                      "64 MiB or more (published runs before 2026-11-30's #19 trimmed every second: trim-1s)"),
         new(name: "tcmalloc", library: "libtcmalloc_minimal.so.4", package: "libtcmalloc-minimal4",
             summary: "tcmalloc (gperftools) via LD_PRELOAD"),

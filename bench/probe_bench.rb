@@ -206,9 +206,13 @@ module ProbeBench
     median = ->(results, key) { results.map { _1[key] }.sort[results.size / 2] }
     (on_rps, off_rps), (on_p99, off_p99) = %i[rps p99_us].map { |key| runs.values.map { median.call(_1, key) } }
     puts "", format("%-34s %12s %10s", "rails-app /posts (median of 3)", "req/s", "p99 ms")
-    puts format("%-34s %12.0f %10.1f", "#{label}: #{with}", on_rps, on_p99 / 1000.0)
-    puts format("%-34s %12.0f %10.1f   (%.2f× the req/s without)", "without: #{without}", off_rps, off_p99 / 1000.0,
-                on_rps / off_rps)
+    puts format("%-34s %12.0f %10.1f   (%s; %.2f× the req/s without)", label, on_rps, on_p99 / 1000.0,
+                settings(with), on_rps / off_rps)
+    puts format("%-34s %12.0f %10.1f   (%s)", "without", off_rps, off_p99 / 1000.0, settings(without))
+  end
+
+  def settings(env)
+    env.empty? ? "the defaults" : env.map { |name, value| "#{name}=#{value}" }.join(" ")
   end
 end
 

@@ -80,6 +80,12 @@ mod tests {
         assert!(seen >= own_count && own_count >= 512, "outside {seen}, inside {own_count}");
         stop.send(()).expect("stop");
         worker.join().expect("join");
+        // join returns once the thread's id is cleared; the kernel drops its /proc entry
+        // a moment later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while of(worker_tid).expect("no error for an ended thread").is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(of(worker_tid).expect("no error for an ended thread"), None);
     }
 

@@ -39,7 +39,7 @@ module BloatProbe
       @entries = {}
       @threads = {}
       @seen = {} # arena id => its high-water mark at the last reading
-      @in_flight = Hash.new { |hash, arena| hash[arena] = [] } # arena id => [Call]
+      @in_flight = {} # arena id => [Call]
       @lock = Mutex.new
     end
 
@@ -87,7 +87,7 @@ module BloatProbe
       call = Call.new(Thread.current.native_thread_id, Native.own_faults, 0)
       @lock.synchronize do
         share_rise(arena, max)
-        @in_flight[arena] << call
+        (@in_flight[arena] ||= []) << call
       end
       call
     end
@@ -101,8 +101,9 @@ module BloatProbe
         raised = 0
         if call
           share_rise(arena, max_after) if arena_after == arena && max_after
-          @in_flight[arena].delete(call)
-          @in_flight.delete(arena) if @in_flight[arena].empty?
+          calls = @in_flight[arena]
+          calls.delete(call)
+          @in_flight.delete(arena) if calls.empty?
           raised = call.share
         end
         tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised, grown))
@@ -115,7 +116,7 @@ module BloatProbe
     def share_rise(arena, max)
       seen = @seen[arena]
       @seen[arena] = max if seen.nil? || max > seen
-      calls = @in_flight.fetch(arena, nil)
+      calls = @in_flight[arena]
       return if seen.nil? || max <= seen || calls.nil? || calls.empty?
 
       rise = max - seen

@@ -47,8 +47,8 @@ module BloatProbe
         @skipped += 1
         return
       end
-      trim
-      @last_trim = [monotonic, @released, BloatProbe.memory.rss]
+      released = trim
+      @last_trim = [monotonic, released, BloatProbe.memory.rss]
     end
 
     def to_h
@@ -58,10 +58,12 @@ module BloatProbe
 
     private
 
+    # One malloc_trim(0), counted; the bytes it released.
     def trim
-      @released = [BloatProbe.trim.released_bytes, 0].max
+      released = [BloatProbe.trim.released_bytes, 0].max
       @trims += 1
-      @released_bytes += @released
+      @released_bytes += released
+      released
     end
 
     # At the tick after a trim: wasted (half of it back already) doubles the wait, kept

@@ -46,17 +46,37 @@ mod tests {
         u32::try_from(tid).expect("a thread id is positive")
     }
 
+    /// Touches `pages` pages of a fresh mapping: each is a first touch, so a fault. (A
+    /// Vec may reuse resident memory another test freed.)
+    fn touch_fresh_pages(pages: usize) {
+        let len = pages * 4096;
+        // SAFETY: a new private anonymous mapping, unmapped below; no other code sees it.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED, "mmap");
+        for page in 0..pages {
+            // SAFETY: inside the mapping just made, writable.
+            unsafe { std::ptr::write_volatile(map.cast::<u8>().add(page * 4096), 1) };
+        }
+        // SAFETY: the mapping made above, of this length.
+        unsafe { libc::munmap(map, len) };
+    }
+
     #[test]
     fn a_thread_reads_the_same_count_both_ways_and_touching_pages_raises_it() {
         let before = own().expect("getrusage");
         let by_proc = of(tid()).expect("own stat").expect("this thread lives");
         assert!(by_proc >= before, "procfs {by_proc} against getrusage {before}");
         let pages = 2048;
-        let mut block = vec![0u8; pages * 4096];
-        for page in block.chunks_mut(4096) {
-            page[0] = 1;
-        }
-        std::hint::black_box(&block);
+        touch_fresh_pages(pages);
         let after = own().expect("getrusage");
         assert!(after - before >= pages as u64 / 2, "{} faults for {pages} new pages", after - before);
         assert!(of(tid()).expect("own stat").expect("alive") >= after);
@@ -67,13 +87,9 @@ mod tests {
         let (sender, receiver) = std::sync::mpsc::channel();
         let (stop, wait) = std::sync::mpsc::channel::<()>();
         let worker = std::thread::spawn(move || {
-            let mut block = vec![0u8; 1024 * 4096];
-            for page in block.chunks_mut(4096) {
-                page[0] = 1;
-            }
+            touch_fresh_pages(1024);
             sender.send((tid(), own().expect("getrusage"))).expect("send");
             wait.recv().ok();
-            std::hint::black_box(block);
         });
         let (worker_tid, own_count) = receiver.recv().expect("the worker's count");
         let seen = of(worker_tid).expect("its stat").expect("it lives");

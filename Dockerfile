@@ -28,11 +28,15 @@ WORKDIR /src
 # compile them again.
 COPY Cargo.toml Cargo.lock ./
 COPY ext/bloat_probe/Cargo.toml ext/bloat_probe/
-RUN mkdir ext/bloat_probe/src && touch ext/bloat_probe/src/lib.rs \
+COPY crates/core/Cargo.toml crates/core/
+COPY crates/metrics_listener/Cargo.toml crates/metrics_listener/
+RUN for crate in ext/bloat_probe crates/core crates/metrics_listener; do \
+      mkdir "$crate/src" && touch "$crate/src/lib.rs"; done \
  && cargo build --release --locked -p bloat_probe \
- && rm -rf ext/bloat_probe/src
+ && rm -rf ext/bloat_probe/src crates/*/src
 COPY ext/bloat_probe/src ext/bloat_probe/src
-RUN touch ext/bloat_probe/src/lib.rs \
+COPY crates crates
+RUN touch ext/bloat_probe/src/lib.rs crates/*/src/lib.rs \
  && cargo build --release --locked -p bloat_probe \
  && mkdir /ext && cp target/release/libbloat_probe.so /ext/bloat_probe.so \
  # RubyGems' mark of a built extension (see bloat_probe.gemspec's extension_dir).

@@ -12,10 +12,11 @@ Gem::Specification.new do |spec|
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.1"
 
-  # The root Cargo.toml and Cargo.lock come along: RubyGems builds with `cargo rustc --locked`.
+  # The root Cargo.toml and Cargo.lock come along: RubyGems builds with `cargo rustc --locked`,
+  # and the extension's crate depends on the ones under crates/ by path.
   spec.files = Dir[
     "lib/**/*.rb", "ext/bloat_probe/Cargo.toml", "ext/bloat_probe/src/**/*.rs",
-    "ext/bloat_probe/tests/fixtures/*", "Cargo.toml", "Cargo.lock", "README.md"
+    "crates/*/Cargo.toml", "crates/*/src/**/*.rs", "crates/*/tests/fixtures/*", "Cargo.toml", "Cargo.lock", "README.md"
   ]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/bloat_probe/Cargo.toml"]

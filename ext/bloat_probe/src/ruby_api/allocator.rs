@@ -2,8 +2,8 @@
 
 use super::errors::{probe_error, ProbeClass};
 use super::fields::to_hash;
-use crate::allocator::{self, Allocator, Kind};
-use crate::bundled_jemalloc;
+use bloat_probe_core::allocator::{self, Allocator, Kind};
+use bloat_probe_core::bundled_jemalloc;
 use magnus::{Error, RHash, Ruby};
 use std::sync::OnceLock;
 

@@ -3,7 +3,7 @@
 use super::allocator::live;
 use super::errors::{probe_error, ProbeClass};
 use super::fields::to_hash;
-use crate::arena_stats;
+use bloat_probe_core::arena_stats;
 use magnus::{Error, RHash, Ruby};
 
 pub fn arena_stats(ruby: &Ruby) -> Result<RHash, Error> {

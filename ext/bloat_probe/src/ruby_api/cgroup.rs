@@ -2,8 +2,8 @@
 
 use super::allocator::live;
 use super::fields::to_hash;
-use crate::allocator::Kind;
-use crate::cgroup;
+use bloat_probe_core::allocator::Kind;
+use bloat_probe_core::cgroup;
 use magnus::{Error, RHash, Ruby};
 
 pub fn cgroup(ruby: &Ruby) -> Result<RHash, Error> {

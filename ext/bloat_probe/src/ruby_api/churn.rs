@@ -5,7 +5,7 @@ use super::errors::{check_interrupts, probe_error, range_error, ProbeClass};
 use super::fields::to_hash;
 use super::nogvl::without_gvl;
 use super::retained::Retained;
-use crate::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
+use bloat_probe_core::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::value::ReprValue;
 use magnus::{Error, RHash, Ruby, Value};

@@ -1,11 +1,30 @@
 //! Readings go to Ruby as Hashes with Symbol keys, built from their schema (see
-//! crate::schema); lib/bloat_probe/readings.rb makes them values from the same schema.
+//! bloat_probe_core::schema); lib/bloat_probe/readings.rb makes them values from the same schema.
 
-use crate::schema::{self, Reading, Value};
+use bloat_probe_core::schema::{Reading, Schema, Value};
+use bloat_probe_core::{
+    allocator, arena_stats, cgroup, glibc, malloc_info, malloc_stats, procfs, thread_arena, workload,
+};
 use magnus::value::{OpaqueId, ReprValue};
 use magnus::{Error, IntoValue, RArray, RHash, Ruby};
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+/// Every reading Ruby sees, nested ones included; a nested reading after its parent.
+const READINGS: [&Schema; 12] = [
+    &glibc::Mallinfo::SCHEMA,
+    &glibc::TrimResult::SCHEMA,
+    &procfs::MemoryReading::SCHEMA,
+    &allocator::Allocator::SCHEMA,
+    &allocator::JemallocStats::SCHEMA,
+    &malloc_info::Arena::SCHEMA,
+    &arena_stats::ArenaStats::SCHEMA,
+    &malloc_stats::MallocStats::SCHEMA,
+    &malloc_stats::ArenaLine::SCHEMA,
+    &workload::ChurnResult::SCHEMA,
+    &thread_arena::ThreadArena::SCHEMA,
+    &cgroup::Cgroup::SCHEMA,
+];
 
 /// Every field's name as a Ruby Symbol, interned once (schemas, at init): interning it
 /// at each reading would cost more than the reading of statm itself.
@@ -49,11 +68,11 @@ fn to_value(ruby: &Ruby, value: Value<'_>) -> Result<magnus::Value, Error> {
 /// BloatProbe::Native::SCHEMAS: class name => [[field, unit, nested class or nil], …].
 pub fn schemas(ruby: &Ruby) -> Result<RHash, Error> {
     KEYS.get_or_init(|| {
-        let fields = schema::all().into_iter().flat_map(|schema| schema.fields.iter());
+        let fields = READINGS.into_iter().flat_map(|schema| schema.fields.iter());
         fields.map(|field| (field.name, OpaqueId::from(ruby.intern(field.name)))).collect()
     });
     let schemas = ruby.hash_new();
-    for schema in schema::all() {
+    for schema in READINGS {
         let fields: RArray = ruby.ary_new_capa(schema.fields.len());
         for field in schema.fields {
             let nested = field.unit.nested().map(|nested| nested.class);

@@ -2,7 +2,7 @@
 
 use super::allocator::require_glibc;
 use super::fields::to_hash;
-use crate::glibc;
+use bloat_probe_core::glibc;
 use magnus::{Error, RHash, Ruby};
 
 pub fn mallinfo(ruby: &Ruby) -> Result<RHash, Error> {

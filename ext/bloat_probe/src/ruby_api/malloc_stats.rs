@@ -3,7 +3,7 @@
 use super::allocator::require_glibc;
 use super::errors::{io_error, probe_error, ProbeClass};
 use super::fields::to_hash;
-use crate::{glibc, malloc_stats};
+use bloat_probe_core::{glibc, malloc_stats};
 use magnus::{Error, RHash, Ruby};
 
 pub fn malloc_stats(ruby: &Ruby) -> Result<RHash, Error> {

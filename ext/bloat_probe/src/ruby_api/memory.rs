@@ -2,7 +2,7 @@
 
 use super::errors::io_error;
 use super::fields::to_hash;
-use crate::procfs;
+use bloat_probe_core::procfs;
 use magnus::{Error, RHash, Ruby};
 
 /// `detail` adds what smaps_rollup and smaps tell, which cost far more (see procfs).

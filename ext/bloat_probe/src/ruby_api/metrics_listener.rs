@@ -3,7 +3,7 @@
 
 use super::errors::{io_error, range_error};
 use super::nogvl::without_gvl;
-use crate::metrics_listener::Listener;
+use bloat_probe_metrics_listener::Listener;
 use magnus::{function, method, prelude::*, Error, RModule, Ruby};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;

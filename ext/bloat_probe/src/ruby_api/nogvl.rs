@@ -6,7 +6,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::errors::{check_interrupts, probe_error, ProbeClass};
-use crate::panic_boundary::catch_panic;
+use bloat_probe_core::panic_boundary::catch_panic;
 use magnus::{Error, Ruby};
 
 struct Call<F, R> {

@@ -1,6 +1,6 @@
 //! BloatProbe::Retained: the blocks a churn call kept, freed by #release or by the GC.
 
-use crate::workload::{RetainedBlocks, Source};
+use bloat_probe_core::workload::{RetainedBlocks, Source};
 use magnus::{method, prelude::*, Error, RModule, Ruby, Symbol};
 use std::sync::{Mutex, MutexGuard};
 

@@ -2,7 +2,7 @@
 
 use super::allocator::live;
 use super::fields::to_hash;
-use crate::thread_arena;
+use bloat_probe_core::thread_arena;
 use magnus::{Error, RArray, RHash, Ruby};
 
 pub fn thread_arena(ruby: &Ruby) -> Result<RHash, Error> {

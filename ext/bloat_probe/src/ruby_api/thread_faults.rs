@@ -2,7 +2,7 @@
 //! attribution uses to share an arena's rise among the calls that overlapped on it.
 
 use super::errors::io_error;
-use crate::thread_faults;
+use bloat_probe_core::thread_faults;
 use magnus::{Error, Ruby};
 
 pub fn own_faults(ruby: &Ruby) -> Result<u64, Error> {

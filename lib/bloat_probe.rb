@@ -27,9 +27,8 @@ require_relative "bloat_probe/log_uniform"
 require_relative "bloat_probe/periodic"
 require_relative "bloat_probe/trimmer"
 require_relative "bloat_probe/diagnosis"
-require_relative "bloat_probe/advice"
+require_relative "bloat_probe/moment"
 require_relative "bloat_probe/examiner"
-require_relative "bloat_probe/trend"
 require_relative "bloat_probe/recorder"
 require_relative "bloat_probe/attribution"
 require_relative "bloat_probe/probe"
@@ -70,14 +69,15 @@ module BloatProbe
     end
 
     # Why this process holds its memory: a Diagnosis with a verdict, the readings it
-    # used, an explanation and remedies, ranked. See BloatProbe::Examiner; thresholds
-    # overrides any of Examiner::THRESHOLDS.
+    # used, an explanation and remedies, ranked (the rules: crates/core/src/diagnosis.rs);
+    # thresholds overrides any of Examiner::THRESHOLDS.
     def diagnose(thresholds: {})
       Examiner.new(thresholds: thresholds).diagnosis
     end
 
     # This process's Probe: the parts that the Puma plugin, the Sidekiq integration or the
-    # app itself run (Recorder, Reporter, Trimmer, Cluster), for Metrics and the dashboard.
+    # app itself run (Recorder, Reporter, Trimmer, Guard, Cluster, Attribution), for Metrics
+    # and the dashboard.
     # Made on first use with a Recorder of the defaults.
     def probe
       @probe ||= Probe.new

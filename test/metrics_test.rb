@@ -19,6 +19,24 @@ class MetricsTest < Minitest::Test
     text.scan(/^# TYPE (\S+)/).flatten
   end
 
+  # docs/metrics.md names each family in its table's first column: `a_{b,c}_d` stands for
+  # a_b_d and a_c_d, and a brace group at the end of a name lists its labels.
+  def documented_families
+    table = File.read(File.expand_path("../docs/metrics.md", __dir__)).lines.grep(/\A\| `/)
+    table.flat_map { |row| row.split("|")[1].scan(/`([^`]+)`/).flatten }.flat_map do |name|
+      name = name.sub(/\{[^}]*\}\z/, "")
+      group = name[/\{([^}]+)\}/, 1]
+      group ? group.split(",").map { |part| name.sub("{#{group}}", part) } : [name]
+    end
+  end
+
+  def test_every_declared_family_is_documented_and_every_documented_one_declared
+    declared = BloatProbe::Metrics::FAMILIES.map(&:name)
+    documented = documented_families
+    assert_empty declared - documented, "declared but not in docs/metrics.md"
+    assert_empty documented - declared, "in docs/metrics.md but not declared"
+  end
+
   def test_the_exposition_passes_promtool_and_names_this_process
     status, headers, body = call
     assert_equal 200, status

@@ -1,20 +1,25 @@
 # frozen_string_literal: true
 
 module BloatProbe
-  # Why this process holds its memory, from one set of readings: the verdict, the figures
-  # it stands on, a paragraph saying what it means, and remedies, best first. An Examiner
-  # takes it (BloatProbe.diagnose); see Examiner for what each verdict means.
+  # Why this process holds its memory, from one moment's readings: the verdict, the figures
+  # it stands on, a paragraph saying what it means, and remedies, best first. Its fields
+  # and its rules are the Rust core's (crates/core/src/diagnosis.rs).
   # trend: how memory moved since the warm-up (a Trend), nil during it.
-  Diagnosis = Reading.define(
-    :verdict, :allocator, :rss, :pss, :uss, :malloc_in_use, :free, :trimmable, :arena_count, :arenas_holding_free,
-    :ruby_heap, :trend, :taken_at, :explanation, :remedies,
-    bytes: %i[rss pss uss malloc_in_use free trimmable ruby_heap], names: %i[verdict],
-    nested: { trend: [:reading, "Trend"] }
-  )
+  # How memory moved since the warm-up (crates/core/src/trend.rs).
+  class Trend
+    # Fewer samples, or a shorter span, tell nothing yet.
+    MIN_SAMPLES = Native::TREND_MIN_SAMPLES
+    MIN_SECONDS = Native::TREND_MIN_SECONDS
+  end
 
   class Diagnosis
-    VERDICTS = %i[arena_fragmentation allocator_retained native_growth ruby_heap_growth ruby_heap live_native
-                  unmeasured healthy].freeze
+    VERDICTS = Native::VERDICTS
+
+    # Memory the allocator holds free, which a trim (glibc) or a purge (jemalloc) gives
+    # back.
+    def freeable?
+      Native::FREEABLE_VERDICTS.include?(verdict)
+    end
 
     def to_s
       "#{verdict}: #{explanation}"

@@ -21,8 +21,6 @@ module BloatProbe
     INTERVALS = 1.0..86_400.0
     DEFAULT_INTERVAL = 60
     HISTORY = 50
-    # Verdicts whose memory a trim or a purge gives back.
-    FREEABLE = %i[arena_fragmentation allocator_retained].freeze
 
     # A budget: bytes; a share of the cgroup's limit; or a multiple of the primary's USS
     # (a Puma cluster's master).
@@ -98,15 +96,17 @@ module BloatProbe
 
     # One check: measure, decide, act (unless dry-run), log. Returns the Decision. A
     # reading that fails is logged, and nothing is done on it.
+    # One moment is read before acting; after a trim, only what the budget counts.
     def tick
-      limit = budget_bytes
-      before = measure
+      moment = @probe.recorder.take(record: false)
+      limit = budget_bytes(moment.cgroup)
+      before = @budget.kind == :share ? cgroup_usage(moment.cgroup) : moment.memory.uss
       return decide(:none, "under_budget", nil, before, before, limit) if before <= limit
 
       @over += 1
-      verdict = @probe.recorder.take(record: false).diagnosis.verdict
+      verdict = moment.diagnosis.verdict
       after = before
-      if FREEABLE.include?(verdict) && (freed = give_back)
+      if moment.diagnosis.freeable? && (freed = give_back)
         after = measure
         @released_bytes += [before - after, 0].max unless dry_run?
         if after <= limit
@@ -133,11 +133,11 @@ module BloatProbe
     end
 
     # The budget in bytes now (a share or a multiple is worked out at each check).
-    def budget_bytes
+    def budget_bytes(cgroup = BloatProbe.cgroup)
       case @budget.kind
       when :bytes then @budget.value
       when :share
-        limit = BloatProbe.cgroup.memory_limit or
+        limit = cgroup.memory_limit or
           raise(Error, "budget #{@budget.text}: this process has no cgroup memory limit")
         (limit * @budget.value).round
       else (primary_uss * @budget.value).round
@@ -150,11 +150,14 @@ module BloatProbe
 
     def work_first? = false
 
-    # USS, or the container's usage where the budget is a share of its limit.
+    # USS (smaps_rollup alone), or the container's usage where the budget is a share of its
+    # limit.
     def measure
-      return BloatProbe.cgroup.memory_usage || raise(Error, "no cgroup memory usage to read") if @budget.kind == :share
+      @budget.kind == :share ? cgroup_usage(BloatProbe.cgroup) : Native.uss_of(Process.pid)
+    end
 
-      BloatProbe.memory(detail: true).uss
+    def cgroup_usage(cgroup)
+      cgroup.memory_usage || raise(Error, "no cgroup memory usage to read")
     end
 
     # The parent's USS: a Puma worker's parent is its cluster's master.

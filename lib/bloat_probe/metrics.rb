@@ -1,7 +1,5 @@
 # frozen_string_literal: true
 
-require "etc"
-
 module BloatProbe
   # A Rack app that serves this process's memory in Prometheus's text exposition format
   # (version 0.0.4). Mount it where your monitoring scrapes:
@@ -148,7 +146,11 @@ module BloatProbe
         Diagnosis::VERDICTS.map { |verdict| [{ verdict: verdict.to_s }, verdict == s.diagnosis.verdict ? 1 : 0] }
       end,
       family("bloat_probe_diagnosis_timestamp_seconds", "gauge",
-             "When the latest diagnosis was taken, since the Unix epoch.") { |s| s.diagnosis.taken_at }
+             "When the latest diagnosis was taken, since the Unix epoch.") { |s| s.diagnosis.taken_at },
+      # The metrics port serves the last text Ruby rendered when Ruby is too busy to render
+      # a fresh one: this says how old it is.
+      family("bloat_probe_metrics_rendered_timestamp_seconds", "gauge",
+             "When this process's series were rendered, since the Unix epoch.") { |_s| Time.now.to_f }
     ].freeze
 
     # [name, labels, value] triples for one process, every family that has a value.
@@ -184,19 +186,11 @@ module BloatProbe
       "{#{pairs.join(",")}}"
     end
 
-    # Boot time plus the process's start in clock ticks (field 22 of /proc/self/stat),
-    # remembered per pid: a forked worker starts later than its master.
+    # Remembered per pid: a forked worker starts later than its master.
     def self.process_start_time
       @process_start_time = nil if @process_start_time&.first != Process.pid
-      (@process_start_time ||= [Process.pid, read_start_time]).last
+      (@process_start_time ||= [Process.pid, Native.start_time(Process.pid)]).last
     end
-
-    def self.read_start_time
-      boot = File.read("/proc/stat")[/^btime (\d+)/, 1].to_i
-      ticks = File.read("/proc/self/stat").split(") ", 2).last.split[19].to_i
-      boot + ticks.fdiv(Etc.sysconf(Etc::SC_CLK_TCK))
-    end
-    private_class_method :read_start_time
 
     # probe: whose Recorder, Trimmer and Cluster to read (BloatProbe.probe, the process's).
     # own_series: false serves only the cluster's workers' series, as a Puma master that

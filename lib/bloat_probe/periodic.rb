@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 module BloatProbe
-  # A named background thread that does its work every `@interval` seconds, for Trimmer
-  # and Reporter. start is idempotent and starts the thread again where it is gone: in a
+  # A named background thread that does its work every `@interval` seconds, for Trimmer,
+  # Reporter and Guard. start is idempotent and starts the thread again where it is gone: in a
   # forked child (a Puma worker after preload_app!) the parent's thread does not exist.
   module Periodic
     def start

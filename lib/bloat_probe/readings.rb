@@ -4,7 +4,7 @@ module BloatProbe
   # A reading: a frozen Struct whose inspect shows sizes readably. Byte fields stay
   # Integers; only inspect formats them. The native layer's readings are made from the
   # schemas it declares (Native::SCHEMAS: each field, its unit, its nested reading), so a
-  # field is named once, in Rust; Ruby-made values (Diagnosis, Sample) name theirs here.
+  # field is named once, in Rust; Ruby-made values (Sample) name theirs here.
   module Reading
     # bytes: the fields in bytes; names: the fields that hold a Symbol (JSON turns them
     # into text); nested: field => [:reading or :readings, the nested class's name under
@@ -68,8 +68,8 @@ module BloatProbe
         raise Error, "#{name}: got the fields #{hash.keys.sort.inspect}, expected #{members.sort.inspect}"
       end
 
-      # A nested reading's value built by the block from its Hash (one already built, as a
-      # Ruby-made Diagnosis is given its Trend, is taken as it is), or the value as it is.
+      # A nested reading's value built by the block from its Hash (one already built is
+      # taken as it is), or the value as it is.
       def nested_value(field, value)
         kind, class_name = self::NESTED[field]
         return value if kind.nil? || value.nil?

@@ -4,9 +4,10 @@ require "json"
 
 module BloatProbe
   # This process's memory as one JSON document: which process answered, its arena stats,
-  # memory and diagnosis, its Trimmer's counts, a GC.stat summary and the attribution. rails-app's
-  # /bloat/stats.json and the bench's Sidekiq probe job write it with .take; the bench and
-  # the tests read it back with .parse, as values again.
+  # memory and diagnosis (one moment of the probe's Recorder), its Trimmer's counts, a
+  # GC.stat summary and the attribution. rails-app's /bloat/stats.json and the bench's
+  # Sidekiq probe job write it with .take; the bench and the tests read it back with .parse,
+  # as values again.
   StatsDocument = Struct.new(:process, :arena_stats, :memory, :diagnosis, :trimmer, :gc, :attribution,
                              keyword_init: true)
 
@@ -17,8 +18,9 @@ module BloatProbe
     # process: more about the process (rails-app adds its Puma worker's index).
     def self.take(probe: BloatProbe.probe, process: {})
       yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
+      moment = probe.recorder.take(record: false)
       new(process: { pid: Process.pid, ruby: RUBY_VERSION, yjit: yjit, **process },
-          arena_stats: BloatProbe.arena_stats, memory: BloatProbe.memory(detail: true), diagnosis: BloatProbe.diagnose,
+          arena_stats: moment.stats, memory: moment.memory, diagnosis: moment.diagnosis,
           trimmer: probe.trimmer&.to_h, gc: GC.stat.slice(*GC_FIELDS), attribution: probe.attribution.entries)
     end
 

@@ -23,11 +23,12 @@ module BloatProbe
 
     attr_reader :interval, :min_trimmable, :trims, :skipped, :released_bytes, :wait
 
-    def self.start(interval:, min_trimmable: nil)
-      new(interval: interval, min_trimmable: min_trimmable).tap(&:start)
+    def self.start(interval:, min_trimmable: nil, recorder: BloatProbe.probe.recorder)
+      new(interval: interval, min_trimmable: min_trimmable, recorder: recorder).tap(&:start)
     end
 
-    def initialize(interval:, min_trimmable: nil)
+    # recorder: whose moments (and thresholds) decide whether a trim pays.
+    def initialize(interval:, min_trimmable: nil, recorder: BloatProbe.probe.recorder)
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
       @min_trimmable = min_trimmable && BloatProbe.check_number("min_trimmable", min_trimmable, 1..(1 << 50), Integer)
       @trims = 0
@@ -35,6 +36,7 @@ module BloatProbe
       @released_bytes = 0
       @wait = 1 # intervals between looks
       @next_look = 0.0
+      @recorder = recorder
     end
 
     # One malloc_trim(0), unless the diagnosis says it would not pay or the last trim's
@@ -43,7 +45,7 @@ module BloatProbe
       return trim unless @min_trimmable
 
       judge_last_trim
-      if monotonic < @next_look || !worth_it?(BloatProbe.diagnose)
+      if monotonic < @next_look || !worth_it?(@recorder.take(record: false).diagnosis)
         @skipped += 1
         return
       end
@@ -83,7 +85,7 @@ module BloatProbe
     end
 
     def worth_it?(diagnosis)
-      Guard::FREEABLE.include?(diagnosis.verdict) && diagnosis.trimmable.to_i >= @min_trimmable
+      diagnosis.freeable? && diagnosis.trimmable.to_i >= @min_trimmable
     end
 
     def thread_name = "bloat_probe-trimmer"

@@ -125,6 +125,31 @@ fn parse_statm(statm: &str, page: u64) -> io::Result<Memory> {
     Ok(Memory { rss: resident * page, anon: resident.saturating_sub(shared) * page, file: shared * page })
 }
 
+/// The `number`th field (from 1, as proc(5) counts them) of a /proc/PID/stat line, from
+/// the 3rd on. The 2nd, the command's name in parentheses, may hold spaces and parentheses
+/// itself, so fields are counted after its last ')'.
+pub fn stat_field(stat: &str, number: usize) -> Option<&str> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(number.checked_sub(3)?)
+}
+
+/// When a process started, in seconds since the epoch: the boot time (/proc/stat's btime)
+/// plus its start in clock ticks (the 22nd field of its stat).
+pub fn start_time(pid: u32) -> io::Result<f64> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("no {what}"));
+    let boot: u64 = fs::read_to_string("/proc/stat")?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
+        .ok_or_else(|| bad("btime in /proc/stat"))?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let ticks: u64 =
+        stat_field(&stat, 22).and_then(|ticks| ticks.parse().ok()).ok_or_else(|| bad("start time in its stat"))?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|&hz| hz > 0).ok_or_else(|| bad("clock tick rate"))?;
+    Ok(boot as f64 + ticks as f64 / per_second as f64)
+}
+
 /// Another process's USS (the guard's "3x" budget is a multiple of the parent's).
 pub fn uss_of(pid: u32) -> io::Result<u64> {
     Ok(parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?)?.uss)
@@ -217,6 +242,29 @@ fn parse_mapping_header(line: &str) -> Option<Mapping<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_s_start_time_is_when_it_was_spawned_by_the_clock() {
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+        let before = now();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
+        let after = now();
+        let started = start_time(child.id());
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        // btime is whole seconds: the sum may be up to a second early.
+        let started = started.expect("its stat");
+        assert!(started >= before - 1.0 && started <= after + 0.02, "{before} <= {started} <= {after}");
+    }
+
+    #[test]
+    fn stat_fields_count_after_a_name_that_holds_spaces_and_parentheses() {
+        let stat = "4242 (puma srv tp (1)) S 1 4242 4242 0 -1 4194624 777 0 0 0 12 3";
+        assert_eq!(stat_field(stat, 3), Some("S"));
+        assert_eq!(stat_field(stat, 10), Some("777"));
+        assert_eq!(stat_field(stat, 2), None);
+        assert_eq!(stat_field("4242 (x) S 1", 10), None);
+    }
 
     #[test]
     fn statm_pages_become_bytes() {

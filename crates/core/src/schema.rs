@@ -15,6 +15,8 @@ pub enum Unit {
     Seconds,
     Flag,
     Text,
+    /// A list of texts.
+    Texts,
     /// A Symbol in Ruby: an allocator's or a source's name.
     Name,
     /// Another reading, or nil.
@@ -34,6 +36,7 @@ impl Unit {
             Unit::Seconds => "seconds",
             Unit::Flag => "flag",
             Unit::Text => "text",
+            Unit::Texts => "texts",
             Unit::Name => "name",
             Unit::Reading(_) => "reading",
             Unit::Readings(_) => "readings",
@@ -69,6 +72,7 @@ pub enum Value<'a> {
     Float(f64),
     Flag(bool),
     Text(&'a str),
+    Texts(&'a [String]),
     Name(&'static str),
     Nil,
     One(&'a dyn Reading),
@@ -121,6 +125,12 @@ impl FieldValue for bool {
 impl FieldValue for String {
     fn value(&self) -> Value<'_> {
         Value::Text(self)
+    }
+}
+
+impl FieldValue for Vec<String> {
+    fn value(&self) -> Value<'_> {
+        Value::Texts(self)
     }
 }
 

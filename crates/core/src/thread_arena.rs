@@ -10,8 +10,10 @@
 //! `system_mem` and `max_system_mem`. Internal layouts change without notice, so the
 //! layout is checked once per process against malloc_info: the arenas met by following
 //! `next` must carry, in order, the system figures malloc_info prints for each heap. Until
-//! that check has passed, nothing is read at a guessed address: the walk reads through a
-//! pipe, where a wrong address fails with EFAULT instead of crashing.
+//! that check has passed, nothing is read at a guessed address: the walk, and the thread's
+//! own heap's first word, are read through a pipe, where a wrong address fails with EFAULT
+//! instead of crashing (the one word read in place is the size word just before a block
+//! that malloc has just returned).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -34,8 +36,13 @@ struct Layout {
     max_system_mem: usize,
 }
 
-const GLIBC: Layout =
-    Layout { heap_max_size: 64 << 20, next: 2160, attached_threads: 2176, system_mem: 2184, max_system_mem: 2192 };
+const GLIBC: Layout = Layout {
+    heap_max_size: crate::procfs::ARENA_HEAP_SIZE as usize,
+    next: 2160,
+    attached_threads: 2176,
+    system_mem: 2184,
+    max_system_mem: 2192,
+};
 const SIZE_WORD: usize = std::mem::size_of::<usize>();
 const NON_MAIN_ARENA: usize = 0x4;
 /// Larger than any block glibc's per-thread cache (tcache) holds (1032 bytes by default),
@@ -100,10 +107,11 @@ pub fn read(live: &Allocator) -> ThreadArena {
     if live.name != Kind::Glibc {
         return ThreadArena::unavailable(format!("{live} serves this process, not glibc's arenas"));
     }
-    let Some(own) = own_arena() else {
-        return ThreadArena::unavailable("malloc returned NULL");
-    };
     let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let own = match own_arena(matches!(*known, Known::Arenas(_))) {
+        Ok(own) => own,
+        Err(reason) => return ThreadArena::unavailable(reason),
+    };
     let located = match (&*known, own) {
         (Known::Refused(reason), _) => return ThreadArena::unavailable(reason.clone()),
         (Known::Arenas(arenas), Own::Main) => arenas.first().map(|&main| (0, main)),
@@ -172,29 +180,38 @@ enum Own {
 const MAIN_ONLY: &str = "this thread allocates from the main arena, and glibc's list of arenas is read from a \
                          non-main one, which no thread has shown yet";
 
-/// The arena a small allocation of this thread comes from.
-fn own_arena() -> Option<Own> {
+/// The arena a small allocation of this thread comes from. Until the layout has passed its
+/// check (`checked`), the heap's first word is read through the pipe.
+fn own_arena(checked: bool) -> Result<Own, String> {
     // black_box: the compiler knows malloc, and may drop a block that is never used, or
     // treat a read before it as undefined; an opaque pointer is read as memory.
     // SAFETY: a plain malloc, freed below.
     let block = std::hint::black_box(unsafe { libc::malloc(PROBE_BYTES) }).cast::<u8>();
     if block.is_null() {
-        return None;
+        return Err("malloc returned NULL".into());
     }
     // SAFETY: glibc's chunk header (prev_size, size) precedes every pointer malloc returns,
     // so the size word is the word just before the block.
     let size_word = unsafe { std::ptr::read_volatile(block.sub(SIZE_WORD).cast::<usize>()) };
     let own = if size_word & NON_MAIN_ARENA == 0 {
-        Own::Main
+        Ok(Own::Main)
     } else {
         let heap = block as usize & !(GLIBC.heap_max_size - 1);
-        // SAFETY: a non-main arena's chunk lies in a heap that starts at this aligned
-        // address with its heap_info, whose first word is the arena.
-        Own::NonMain(unsafe { std::ptr::read(heap as *const usize) })
+        if checked {
+            // SAFETY: the layout passed its check, so a non-main arena's chunk lies in a heap
+            // that starts at this aligned address with its heap_info, whose first word is the
+            // arena.
+            Ok(Own::NonMain(unsafe { std::ptr::read(heap as *const usize) }))
+        } else {
+            SafeReader::new()
+                .and_then(|reader| reader.word(heap))
+                .map(Own::NonMain)
+                .map_err(|e| format!("reading this thread's heap at {heap:#x}: {e}"))
+        }
     };
     // SAFETY: allocated above, freed once.
     unsafe { libc::free(block.cast()) };
-    Some(own)
+    own
 }
 
 enum Failure {

@@ -6,6 +6,8 @@
 use std::fs;
 use std::io;
 
+use crate::procfs;
+
 /// The calling thread's count, from getrusage: no file to open on every call.
 pub fn own() -> io::Result<u64> {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
@@ -28,12 +30,9 @@ pub fn of(tid: u32) -> io::Result<Option<u64>> {
     }
 }
 
-/// minflt, the stat file's 10th field. The 2nd, the thread's name in parentheses, may hold
-/// spaces and parentheses itself, so fields are counted after its last ')'.
+/// minflt, the stat file's 10th field.
 fn parse_stat(stat: &str) -> Option<u64> {
-    let (_, after_name) = stat.rsplit_once(')')?;
-    // Fields from the 3rd (state) on: minflt is the 8th of them.
-    after_name.split_whitespace().nth(7)?.parse().ok()
+    procfs::stat_field(stat, 10)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -169,13 +169,16 @@ fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let head = read_head(&mut stream)?;
-    let (status, content_type, body, head_only) = match route(&head) {
-        Route::Metrics { head_only } => ("200 OK", shared.content_type.as_str(), fresh_body(shared), head_only),
-        Route::NotFound => ("404 Not Found", "text/plain", Arc::from("bloat_probe serves /metrics\n"), false),
-        Route::NotAllowed => ("405 Method Not Allowed", "text/plain", Arc::from("GET only\n"), false),
+    // A 405 names the methods allowed, as RFC 9110 asks (and the Rack app does).
+    let (status, content_type, body, head_only, allow) = match route(&head) {
+        Route::Metrics { head_only } => ("200 OK", shared.content_type.as_str(), fresh_body(shared), head_only, ""),
+        Route::NotFound => ("404 Not Found", "text/plain", Arc::from("bloat_probe serves /metrics\n"), false, ""),
+        Route::NotAllowed => {
+            ("405 Method Not Allowed", "text/plain", Arc::from("GET only\n"), false, "allow: GET, HEAD\r\n")
+        }
     };
     let mut response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{allow}connection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -274,7 +277,8 @@ mod tests {
         assert!(response.contains(&format!("content-type: {TEXT}\r\n")), "{response}");
         assert!(response.ends_with("\r\n\r\nfirst 1\n"), "{response}");
         assert!(get(&listener, "GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
-        assert!(get(&listener, "DELETE /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+        let refused = get(&listener, "DELETE /metrics HTTP/1.1\r\n\r\n");
+        assert!(refused.starts_with("HTTP/1.1 405 ") && refused.contains("\r\nallow: GET, HEAD\r\n"), "{refused}");
     }
 
     #[test]

@@ -12,9 +12,10 @@ class BloatController < ApplicationController
     # table and the arenas show. Viewing records nothing: the chart is the Reporter's
     # history (config/puma.rb).
     recorder = BloatProbe.probe.recorder
-    @stats = BloatProbe.arena_stats
-    @memory = BloatProbe.memory(detail: true)
-    @diagnosis = recorder.examiner.diagnosis(stats: @stats, memory: @memory, trend: recorder.trend)
+    moment = recorder.take(record: false)
+    @stats = moment.stats
+    @memory = moment.memory
+    @diagnosis = moment.diagnosis
     @history = recorder.history
     @attribution = BloatProbe.attribution
     @guard = BloatProbe.probe.guard

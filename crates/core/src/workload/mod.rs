@@ -16,7 +16,7 @@ mod worker;
 use std::fmt;
 use std::time::Duration;
 
-pub use budget::{retain_limit, retained_bytes, set_retain_limit, RetainedBlocks, DEFAULT_RETAIN_LIMIT};
+pub use budget::{retain_limit, retained_bytes, set_retain_limit, RetainedBlocks};
 pub use call::{Churn, Step};
 pub use sizes::{Distribution, Rng, Sizes};
 pub use source::Source;

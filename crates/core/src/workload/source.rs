@@ -55,10 +55,14 @@ fn block_layout(size: usize) -> Option<Layout> {
 /// Writes one byte in every page of the block and its last byte: that makes the block
 /// resident as a filled buffer would be, without spending the time of filling it, so the
 /// workload measures the allocator rather than memory bandwidth.
-pub(super) fn touch(ptr: NonNull<u8>, size: usize, value: u8) {
+///
+/// # Safety
+/// `ptr` must point to a block of at least `size` writable bytes, and `size` must be at
+/// least 1.
+pub(super) unsafe fn touch(ptr: NonNull<u8>, size: usize, value: u8) {
     const PAGE: usize = 4096;
     for offset in (0..size).step_by(PAGE).chain(std::iter::once(size - 1)) {
-        // SAFETY: offset < size, and ptr points to a block of `size` writable bytes.
+        // SAFETY: offset < size, and the caller promised `size` writable bytes at ptr.
         unsafe { ptr.as_ptr().add(offset).write_volatile(value) };
     }
 }

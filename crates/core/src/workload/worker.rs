@@ -82,7 +82,9 @@ impl Worker {
                 stop.store(true, Ordering::Relaxed);
                 return Progress::Failed(ChurnError::OutOfMemory { size });
             };
-            touch(ptr, size, self.done as u8);
+            // SAFETY: alloc returned a block of `size` writable bytes, and sizes are at least 1
+            // (spec.rs bounds them).
+            unsafe { touch(ptr, size, self.done as u8) };
             self.allocated_bytes += size as u64;
             self.done += 1;
             if keep {

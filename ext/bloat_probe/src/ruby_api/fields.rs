@@ -3,7 +3,7 @@
 
 use bloat_probe_core::schema::{Reading, Schema, Value};
 use bloat_probe_core::{
-    allocator, arena_stats, cgroup, glibc, malloc_info, malloc_stats, procfs, thread_arena, workload,
+    allocator, arena_stats, cgroup, diagnosis, glibc, malloc_info, malloc_stats, procfs, thread_arena, trend, workload,
 };
 use magnus::value::{OpaqueId, ReprValue};
 use magnus::{Error, IntoValue, RArray, RHash, Ruby};
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Every reading Ruby sees, nested ones included; a nested reading after its parent.
-const READINGS: [&Schema; 12] = [
+const READINGS: [&Schema; 14] = [
     &glibc::Mallinfo::SCHEMA,
     &glibc::TrimResult::SCHEMA,
     &procfs::MemoryReading::SCHEMA,
@@ -24,6 +24,8 @@ const READINGS: [&Schema; 12] = [
     &workload::ChurnResult::SCHEMA,
     &thread_arena::ThreadArena::SCHEMA,
     &cgroup::Cgroup::SCHEMA,
+    &trend::Trend::SCHEMA,
+    &diagnosis::Diagnosis::SCHEMA,
 ];
 
 /// Every field's name as a Ruby Symbol, interned once (schemas, at init): interning it
@@ -51,6 +53,13 @@ fn to_value(ruby: &Ruby, value: Value<'_>) -> Result<magnus::Value, Error> {
         Value::Float(f) => f.into_value_with(ruby),
         Value::Flag(flag) => flag.into_value_with(ruby),
         Value::Text(text) => text.into_value_with(ruby),
+        Value::Texts(texts) => {
+            let list = ruby.ary_new_capa(texts.len());
+            for text in texts {
+                list.push(text.as_str())?;
+            }
+            list.as_value()
+        }
         Value::Name(name) => ruby.to_symbol(name).as_value(),
         Value::Nil | Value::Object => ruby.qnil().as_value(),
         Value::One(nested) => to_hash(ruby, nested)?.as_value(),

@@ -1,0 +1,65 @@
+//! One moment of a process's memory: its readings, taken together, and the diagnosis of
+//! those very readings. Everything that shows figures and a verdict (the log line, a
+//! scrape, the dashboard, stats.json, the trimmer, the guard) takes one.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::allocator::{Allocator, Kind};
+use crate::arena_stats::{self, ArenaStats};
+use crate::cgroup::{self, Cgroup};
+use crate::diagnosis::{ArenaCap, Diagnosis, Figures, RubyHeap};
+use crate::procfs::{self, MemoryReading};
+use crate::thresholds::Thresholds;
+use crate::trend::{Sample, Trend};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moment {
+    pub stats: ArenaStats,
+    /// With detail: PSS, USS, swap and the arenas' resident bytes.
+    pub memory: MemoryReading,
+    pub cgroup: Cgroup,
+    pub diagnosis: Diagnosis,
+}
+
+/// What a moment is judged against.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub thresholds: &'a Thresholds,
+    /// What only the Ruby process can tell; None elsewhere.
+    pub ruby_heap: Option<RubyHeap>,
+    /// The samples taken since the warm-up ended, oldest first.
+    pub warm: &'a [Sample],
+    /// When the warm-up ends (seconds since the epoch): a moment taken after it joins
+    /// the trend.
+    pub warm_from: f64,
+}
+
+impl Moment {
+    /// Reads this process now and diagnoses what it read.
+    pub fn take(allocator: &Allocator, context: Context<'_>) -> Result<Moment, String> {
+        let stats = arena_stats::read(allocator)?;
+        let memory = procfs::reading(true).map_err(|e| format!("reading /proc/self: {e}"))?;
+        let cgroup = cgroup::read(allocator.name == Kind::Glibc);
+        Ok(Moment::judge(stats, memory, cgroup, context, now()))
+    }
+
+    /// The diagnosis of readings already taken.
+    pub fn judge(stats: ArenaStats, memory: MemoryReading, cgroup: Cgroup, context: Context<'_>, time: f64) -> Moment {
+        let figures = Figures::of(&stats, &memory, context.ruby_heap, context.thresholds);
+        let current =
+            Sample { time, rss: figures.rss, malloc_in_use: figures.malloc_in_use, ruby_heap: figures.ruby_heap };
+        let trend = if time >= context.warm_from {
+            let mut warm = context.warm.to_vec();
+            warm.push(current);
+            Trend::of(&warm)
+        } else {
+            Trend::of(context.warm)
+        };
+        let diagnosis = Diagnosis::judge(&figures, context.thresholds, trend, ArenaCap::of(&cgroup), time);
+        Moment { stats, memory, cgroup, diagnosis }
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}

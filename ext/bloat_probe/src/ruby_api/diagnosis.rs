@@ -1,0 +1,126 @@
+//! BloatProbe's moments and diagnoses: the verdict's rules are the core's (diagnosis.rs);
+//! Ruby gives what only it knows (its heap, the samples since the warm-up, the thresholds)
+//! and gets the readings and their diagnosis back as Hashes.
+
+use super::allocator::live;
+use super::errors::{arg_error, probe_error, range_error, type_error, ProbeClass};
+use super::fields::to_hash;
+use bloat_probe_core::diagnosis::{RubyHeap, Verdict};
+use bloat_probe_core::moment::{Context, Moment};
+use bloat_probe_core::thresholds::{Kind, ThresholdError, Thresholds};
+use bloat_probe_core::trend::Sample;
+use magnus::value::ReprValue;
+use magnus::{r_hash::ForEach, Error, Float, Integer, IntoValue, RArray, RHash, Ruby, Symbol, Value};
+
+/// BloatProbe::Native::THRESHOLDS: every threshold's default, by name.
+pub fn defaults(ruby: &Ruby) -> Result<RHash, Error> {
+    to_ruby(ruby, &Thresholds::default())
+}
+
+/// The verdicts' names, in the order they are tried; and those whose memory a trim or a
+/// purge gives back.
+pub fn verdicts(ruby: &Ruby, freeable_only: bool) -> Result<RArray, Error> {
+    let list = ruby.ary_new();
+    for verdict in Verdict::ALL.iter().filter(|verdict| !freeable_only || verdict.freeable()) {
+        list.push(ruby.to_symbol(verdict.name()))?;
+    }
+    list.freeze();
+    Ok(list)
+}
+
+/// Native.thresholds(overrides): the defaults with the overrides applied, checked: an
+/// unknown name raises ArgumentError, a value of the wrong type TypeError, one out of its
+/// range RangeError, each naming the threshold and what it allows.
+pub fn thresholds(ruby: &Ruby, overrides: Value) -> Result<RHash, Error> {
+    to_ruby(ruby, &from_ruby(ruby, overrides)?)
+}
+
+/// Native.moment(ruby_heap, ruby_heap_in_malloc, thresholds, warm, warm_from): this
+/// process read now and diagnosed. `warm`: [[time, rss, malloc_in_use, ruby_heap], …], the
+/// samples since the warm-up ended.
+pub fn moment(
+    ruby: &Ruby,
+    ruby_heap: u64,
+    in_malloc: bool,
+    thresholds: Value,
+    warm: RArray,
+    warm_from: f64,
+) -> Result<RHash, Error> {
+    let thresholds = from_ruby(ruby, thresholds)?;
+    let warm: Vec<Sample> = warm
+        .to_vec::<(f64, u64, Option<u64>, Option<u64>)>()?
+        .into_iter()
+        .map(|(time, rss, malloc_in_use, ruby_heap)| Sample { time, rss, malloc_in_use, ruby_heap })
+        .collect();
+    let context = Context {
+        thresholds: &thresholds,
+        ruby_heap: Some(RubyHeap { bytes: ruby_heap, in_malloc }),
+        warm: &warm,
+        warm_from,
+    };
+    let moment = Moment::take(live(), context).map_err(|message| probe_error(ruby, ProbeClass::Error, message))?;
+    let hash = ruby.hash_new();
+    hash.aset(ruby.to_symbol("arena_stats"), to_hash(ruby, &moment.stats)?)?;
+    hash.aset(ruby.to_symbol("memory"), to_hash(ruby, &moment.memory)?)?;
+    hash.aset(ruby.to_symbol("cgroup"), to_hash(ruby, &moment.cgroup)?)?;
+    hash.aset(ruby.to_symbol("diagnosis"), to_hash(ruby, &moment.diagnosis)?)?;
+    Ok(hash)
+}
+
+fn to_ruby(ruby: &Ruby, thresholds: &Thresholds) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    for (name, kind) in Thresholds::NAMES {
+        let value = thresholds.get(name).unwrap_or_default();
+        let value = match kind {
+            Kind::Whole => (value as u64).into_value_with(ruby),
+            Kind::Share => value.into_value_with(ruby),
+        };
+        hash.aset(ruby.to_symbol(name), value)?;
+    }
+    hash.freeze();
+    Ok(hash)
+}
+
+fn from_ruby(ruby: &Ruby, overrides: Value) -> Result<Thresholds, Error> {
+    let hash = RHash::from_value(overrides).ok_or_else(|| type_error(ruby, "thresholds", "a Hash", overrides))?;
+    let mut thresholds = Thresholds::default();
+    let mut failure = None;
+    hash.foreach(|key: Value, value: Value| match set(ruby, &mut thresholds, key, value) {
+        Ok(()) => Ok(ForEach::Continue),
+        Err(error) => {
+            failure = Some(error);
+            Ok(ForEach::Stop)
+        }
+    })?;
+    failure.map_or(Ok(thresholds), Err)
+}
+
+fn set(ruby: &Ruby, thresholds: &mut Thresholds, key: Value, value: Value) -> Result<(), Error> {
+    let name = Symbol::from_value(key).ok_or_else(|| type_error(ruby, "a threshold's name", "a Symbol", key))?;
+    let name = name.name()?;
+    let kind = Thresholds::NAMES.iter().find(|(known, _)| *known == name).map(|&(_, kind)| kind);
+    let number = match kind {
+        Some(Kind::Whole) => Integer::from_value(value).map(|int| int.to_i64().map_or(f64::INFINITY, |n| n as f64)),
+        Some(Kind::Share) => Float::from_value(value)
+            .map(|float| float.to_f64())
+            .or_else(|| Integer::from_value(value).map(|int| int.to_i64().map_or(f64::INFINITY, |n| n as f64))),
+        None => Some(0.0),
+    };
+    let Some(number) = number else {
+        let expected = match kind {
+            Some(Kind::Whole) => {
+                let (min, max) = Kind::WHOLE_RANGE;
+                format!("a whole number in {min}..{max}")
+            }
+            _ => {
+                let (min, max) = Kind::SHARE_RANGE;
+                format!("a number in {min:.1}..{max:.1}")
+            }
+        };
+        return Err(type_error(ruby, &format!("threshold {name}"), &expected, value));
+    };
+    thresholds.set(&name, number).map_err(|error| match error {
+        ThresholdError::Unknown(_) => arg_error(ruby, error.to_string()),
+        ThresholdError::OutOfRange { .. } => range_error(ruby, error.to_string()),
+    })
+}

@@ -22,6 +22,7 @@ rescue LoadError
   require "bloat_probe.so"
 end
 require_relative "bloat_probe/format"
+require_relative "bloat_probe/log_line"
 require_relative "bloat_probe/readings"
 require_relative "bloat_probe/log_uniform"
 require_relative "bloat_probe/periodic"
@@ -36,6 +37,7 @@ require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
 require_relative "bloat_probe/guard"
+require_relative "bloat_probe/guard/budget"
 require_relative "bloat_probe/stats_document"
 
 module BloatProbe

@@ -38,7 +38,7 @@ class GuardTest < Minitest::Test
   end
 
   def test_fragmentation_over_budget_is_trimmed_and_no_restart_follows
-    result = guard_in_child(FRAGMENT, budget: "BloatProbe::Guard::Budget.new(:bytes, 400 << 20, '400M')")
+    result = guard_in_child(FRAGMENT, budget: "BloatProbe::Guard::Budget.parse('400M')")
     first = result[:decisions].first
     assert_equal "trim", first[:action], result[:lines].inspect
     assert_equal "arena_fragmentation", first[:verdict]

@@ -45,7 +45,7 @@ class ReporterTest < Minitest::Test
       cluster.remove
       reporter.tick
       assert_equal 1, @lines.size
-      assert_match(/\Abloat_probe pid=\d+ error="Errno::ENOENT" message=/, @lines.first)
+      assert_match(/\Abloat_probe pid=\d+ error=Errno::ENOENT message="/, @lines.first)
       FileUtils.mkdir_p(cluster.dir)
       reporter.tick
       assert_match(/\Abloat_probe pid=\d+ worker=0 verdict=/, @lines.last)

@@ -22,33 +22,9 @@ module BloatProbe
     DEFAULT_INTERVAL = 60
     HISTORY = 50
 
-    # A budget: bytes; a share of the cgroup's limit; or a multiple of the primary's USS
-    # (a Puma cluster's master).
-    Budget = Struct.new(:kind, :value, :text)
-
     # One check's outcome, as logged.
     Decision = Struct.new(:time, :action, :reason, :verdict, :before, :after, :budget, :strikes, :dry_run,
                           keyword_init: true)
-
-    # "1.5G" (bytes, with a unit: K, M, G or T, binary), "80%" (of the cgroup's limit) or
-    # "3x" (of the primary's USS); anything else raises, naming the setting.
-    def self.budget(text, name: "BLOAT_PROBE_GUARD_BUDGET")
-      raw = text.to_s.strip
-      bytes = Setting.parse_bytes(raw)
-      return Budget.new(:bytes, bytes, raw) if bytes && bytes >= 1 << 20
-
-      case raw
-      when /\A(\d+(?:\.\d+)?)\s*%\z/
-        share = Float(Regexp.last_match(1)) / 100
-        return Budget.new(:share, share, raw) if share.positive? && share <= 1
-      when /\A(\d+(?:\.\d+)?)\s*x\z/i
-        multiple = Float(Regexp.last_match(1))
-        return Budget.new(:multiple, multiple, raw) if multiple > 1 && multiple <= 100
-      end
-      raise SettingError, "#{name} must be bytes with a unit (1.5G, 800M; 1M at least), a share of the " \
-                          "container's memory limit (80%, at most 100%) or a multiple of the primary's USS " \
-                          "(3x, above 1), got #{BloatProbe.excerpt(text)}"
-    end
 
     # The guard the environment asks for, or nil when it is off (the default).
     # restart: what a restart does here (see #initialize).
@@ -59,7 +35,7 @@ module BloatProbe
       budget = env["BLOAT_PROBE_GUARD_BUDGET"].to_s.strip
       raise SettingError, "BLOAT_PROBE_GUARD=#{mode} needs BLOAT_PROBE_GUARD_BUDGET (1.5G, 80% or 3x)" if budget.empty?
 
-      new(budget: self.budget(budget), mode: mode, probe: probe, restart: restart, log: log,
+      new(budget: Budget.parse(budget), mode: mode, probe: probe, restart: restart, log: log,
           strikes: Setting.integer("BLOAT_PROBE_GUARD_STRIKES", range: STRIKES, default: DEFAULT_STRIKES, env: env),
           interval: Setting.seconds("BLOAT_PROBE_GUARD_INTERVAL", range: INTERVALS, default: DEFAULT_INTERVAL,
                                                                   env: env))
@@ -71,7 +47,7 @@ module BloatProbe
     # returns true, or returns false where it cannot (Puma in single mode).
     def initialize(budget:, restart:, mode: "on", strikes: DEFAULT_STRIKES, interval: DEFAULT_INTERVAL,
                    probe: BloatProbe.probe, log: ->(line) { $stdout.puts(line) })
-      @budget = budget.is_a?(Budget) ? budget : self.class.budget(budget, name: "budget")
+      @budget = budget.is_a?(Budget) ? budget : Budget.parse(budget, name: "budget")
       unless MODES.include?(mode)
         raise ArgumentError, "mode must be one of #{MODES.join(", ")}, got #{BloatProbe.excerpt(mode)}"
       end
@@ -99,15 +75,15 @@ module BloatProbe
     # One moment is read before acting; after a trim, only what the budget counts.
     def tick
       moment = @probe.recorder.take(record: false)
-      limit = budget_bytes(moment.cgroup)
-      before = @budget.kind == :share ? cgroup_usage(moment.cgroup) : moment.memory.uss
+      limit = @budget.bytes(moment.cgroup)
+      before = @budget.used_in(moment)
       return decide(:none, "under_budget", nil, before, before, limit) if before <= limit
 
       @over += 1
       verdict = moment.diagnosis.verdict
       after = before
       if moment.diagnosis.freeable? && (freed = give_back)
-        after = measure
+        after = @budget.used_now
         @released_bytes += [before - after, 0].max unless dry_run?
         if after <= limit
           @over = 0
@@ -118,8 +94,7 @@ module BloatProbe
 
       decide(:restart, "over_budget_#{@over}_checks", verdict, before, after, limit)
     rescue StandardError => e
-      @log.call("bloat_probe guard pid=#{Process.pid} error=#{e.class.name.inspect} " \
-                "message=#{e.message[0, 200].inspect}")
+      @log.call(LogLine.error("guard", e, pid: Process.pid))
       nil
     end
 
@@ -132,38 +107,11 @@ module BloatProbe
       @lock.synchronize { @decisions.dup }
     end
 
-    # The budget in bytes now (a share or a multiple is worked out at each check).
-    def budget_bytes(cgroup = BloatProbe.cgroup)
-      case @budget.kind
-      when :bytes then @budget.value
-      when :share
-        limit = cgroup.memory_limit or
-          raise(Error, "budget #{@budget.text}: this process has no cgroup memory limit")
-        (limit * @budget.value).round
-      else (primary_uss * @budget.value).round
-      end
-    end
-
     private
 
     def thread_name = "bloat_probe-guard"
 
     def work_first? = false
-
-    # USS (smaps_rollup alone), or the container's usage where the budget is a share of its
-    # limit.
-    def measure
-      @budget.kind == :share ? cgroup_usage(BloatProbe.cgroup) : Native.uss_of(Process.pid)
-    end
-
-    def cgroup_usage(cgroup)
-      cgroup.memory_usage || raise(Error, "no cgroup memory usage to read")
-    end
-
-    # The parent's USS: a Puma worker's parent is its cluster's master.
-    def primary_uss
-      Native.uss_of(Process.ppid)
-    end
 
     # Trim (glibc) or purge (jemalloc); the action taken, or nil where neither applies.
     def give_back
@@ -189,12 +137,12 @@ module BloatProbe
     end
 
     def line(decision, restarted)
-      mib = ->(bytes) { format("%.1f", bytes / 1_048_576.0) }
-      fields = { pid: Process.pid, action: decision.action, reason: decision.reason, verdict: decision.verdict || "-",
+      mib = LogLine.method(:mib)
+      fields = { pid: Process.pid, action: decision.action, reason: decision.reason, verdict: decision.verdict,
                  before_mib: mib.call(decision.before), after_mib: mib.call(decision.after),
                  budget_mib: mib.call(decision.budget), strikes: "#{decision.strikes}/#{@strikes}", mode: @mode }
       fields[:restarted] = restarted unless restarted.nil?
-      "bloat_probe guard #{fields.map { |key, value| "#{key}=#{value}" }.join(" ")}"
+      LogLine.format("guard", **fields)
     end
   end
 end

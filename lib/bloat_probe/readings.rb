@@ -16,6 +16,7 @@ module BloatProbe
         const_set(:BYTE_FIELDS, bytes.freeze)
         const_set(:NAME_FIELDS, names.freeze)
         const_set(:NESTED, nested.freeze)
+        const_set(:FIELDS, fields.freeze)
         class_eval(&body) if body
       end
     end
@@ -35,15 +36,17 @@ module BloatProbe
     end
 
     module ClassMethods
-      # From the native layer's Hash. Its keys come from the same schema as the members;
-      # a Hash that differs all the same (a stale build of the extension) raises at once
-      # instead of showing a nil.
+      # From the native layer's Hash (or a reading's to_h): its keys are the members, in
+      # their order, as they come from the same schema. A Hash that differs all the same (a
+      # stale build of the extension) raises at once instead of showing a nil.
       def from_h(hash)
-        check_size(hash)
-        values = hash.fetch_values(*members) { |missing| raise Error, "#{name}: no #{missing.inspect} in #{hash.keys}" }
+        fields = self::FIELDS
+        raise Error, "#{name}: got the fields #{hash.keys.inspect}, expected #{fields.inspect}" if hash.keys != fields
+
+        values = hash.values
         return new(*values) if self::NESTED.empty?
 
-        new(*members.zip(values).map do |field, value|
+        new(*fields.zip(values).map do |field, value|
           nested_value(field, value) { |nested, item| nested.from_h(item) }
         end)
       end
@@ -81,9 +84,7 @@ module BloatProbe
     end
 
     def initialize(*values)
-      unless values.size == self.class.members.size
-        raise Error, "#{self.class.name}: #{values.size} values for #{self.class.members.size} fields"
-      end
+      raise Error, "#{self.class.name}: #{values.size} values for #{size} fields" unless values.size == size
 
       super
       freeze

@@ -33,22 +33,21 @@ module BloatProbe
       @probe.cluster&.publish(Metrics.series(snapshot, labels: @probe.labels))
       @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels, top: snapshot.attribution&.first))
     rescue StandardError => e
-      @log.call("bloat_probe pid=#{Process.pid} error=#{e.class.name.inspect} message=#{e.message[0, 200].inspect}")
+      @log.call(LogLine.error(nil, e, pid: Process.pid))
     end
 
-    # One logfmt line: sizes in MiB, so that a person can read it and a log pipeline can
-    # parse it; every figure from one moment.
+    # One log line (LogLine), every figure from one moment.
     # top: the attribution's first entry, the endpoint or job that raised the arenas most.
     def self.line(diagnosis, memory, labels, top: nil)
-      mib = ->(bytes) { bytes.nil? ? "-" : format("%.1f", bytes / 1_048_576.0) }
+      mib = LogLine.method(:mib)
       fields = { pid: Process.pid, **labels, verdict: diagnosis.verdict, rss_mib: mib.call(memory.rss),
                  pss_mib: mib.call(diagnosis.pss), malloc_in_use_mib: mib.call(diagnosis.malloc_in_use),
                  free_mib: mib.call(diagnosis.free), trimmable_mib: mib.call(diagnosis.trimmable),
-                 arenas: diagnosis.arena_count || "-", ruby_heap_mib: mib.call(diagnosis.ruby_heap),
+                 arenas: diagnosis.arena_count, ruby_heap_mib: mib.call(diagnosis.ruby_heap),
                  in_use_growth_mib_per_hour: mib.call(diagnosis.trend&.in_use_per_hour),
                  allocator: diagnosis.allocator.tr(" ", "-") }
-      fields.merge!(top_raiser: top.name.inspect, top_raised_mib: mib.call(top.raised_bytes)) if top
-      "bloat_probe #{fields.map { |key, value| "#{key}=#{value}" }.join(" ")}"
+      fields.merge!(top_raiser: top.name, top_raised_mib: mib.call(top.raised_bytes)) if top
+      LogLine.format(**fields)
     end
 
     private

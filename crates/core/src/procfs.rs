@@ -73,7 +73,11 @@ pub struct Detail {
 
 pub fn detail() -> io::Result<Detail> {
     let mut detail = parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?;
-    let heaps = arena_heaps(&fs::read_to_string("/proc/self/smaps")?);
+    // The heaps' places from maps, their resident pages from the page table (mincore):
+    // smaps would make the kernel walk and print every other mapping too, which took as
+    // long as smaps_rollup itself in a fragmented 800 MB process.
+    let page = page_size();
+    let heaps = arena_heaps(&fs::read_to_string("/proc/self/maps")?, |m| resident_in(m.start, m.end, page));
     detail.heap_mappings = heaps.mappings;
     detail.arena_resident = heaps.resident;
     Ok(detail)
@@ -193,12 +197,13 @@ struct Mapping<'a> {
 /// A non-main arena heap starts at a 64 MiB boundary with a read-write anonymous mapping
 /// (its header is always writable) and spans at most 64 MiB together with the PROT_NONE
 /// reserve after it; the main arena is the brk heap, "[heap]".
-fn arena_heaps(smaps: &str) -> ArenaHeaps {
+/// `resident`: how many bytes of a mapping are resident (smaps' Rss, or the page table's).
+fn arena_heaps(maps: &str, resident: impl Fn(&Mapping) -> u64) -> ArenaHeaps {
     let mut heaps = ArenaHeaps::default();
-    let mut mappings = parse_mappings(smaps).into_iter().peekable();
+    let mut mappings = parse_mappings(maps).into_iter().peekable();
     while let Some(m) = mappings.next() {
         if m.path == Some("[heap]") {
-            heaps.resident += m.rss;
+            heaps.resident += resident(&m);
             continue;
         }
         if m.path.is_some() || !m.perms.starts_with("rw") || m.start % ARENA_HEAP_SIZE != 0 {
@@ -210,10 +215,29 @@ fn arena_heaps(smaps: &str) -> ArenaHeaps {
         };
         if reserved_end - m.start == ARENA_HEAP_SIZE {
             heaps.mappings += 1;
-            heaps.resident += m.rss;
+            heaps.resident += resident(&m);
         }
     }
     heaps
+}
+
+/// Resident bytes of [start, end) of this process's memory: the pages whose mincore(2)
+/// bit is set, which for anonymous memory is what smaps counts as Rss. 0 where the range is
+/// no longer mapped (glibc may drop an empty heap between the read of maps and this).
+fn resident_in(start: u64, end: u64, page: u64) -> u64 {
+    let (Ok(length), Ok(pages)) =
+        (usize::try_from(end.saturating_sub(start)), usize::try_from(end.saturating_sub(start).div_ceil(page)))
+    else {
+        return 0;
+    };
+    let mut present = vec![0u8; pages];
+    // SAFETY: `present` has a byte for each page of the range, as mincore writes; mincore
+    // reads the page table only, never the memory, and fails cleanly on an unmapped range.
+    let status = unsafe { libc::mincore(start as *mut libc::c_void, length, present.as_mut_ptr()) };
+    if status != 0 {
+        return 0;
+    }
+    present.iter().filter(|&&bits| bits & 1 == 1).count() as u64 * page
 }
 
 fn parse_mappings(text: &str) -> Vec<Mapping<'_>> {
@@ -283,6 +307,36 @@ mod tests {
         assert!(d.uss > 0 && d.uss <= d.pss, "{d:?}");
     }
 
+    /// The page table's count (mincore) against the kernel's own smaps Rss, read just
+    /// before and just after it: other tests allocate meanwhile, so it must fall between
+    /// the two, give or take what they can touch in that time.
+    #[test]
+    fn arena_heaps_resident_by_mincore_is_what_smaps_counts() {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (ready, started) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            // Blocks under glibc's mmap threshold, so that they come from this thread's arena.
+            let blocks: Vec<Vec<u8>> = (0..512).map(|_| vec![1u8; 64 << 10]).collect();
+            ready.send(()).expect("ready");
+            hold.recv().ok();
+            std::hint::black_box(&blocks);
+        });
+        started.recv().expect("the holder touched its block");
+        let by_smaps = || arena_heaps(&fs::read_to_string("/proc/self/smaps").expect("smaps"), |m| m.rss).resident;
+        let before = by_smaps();
+        let page = page_size();
+        let maps = fs::read_to_string("/proc/self/maps").expect("maps");
+        let by_mincore = arena_heaps(&maps, |m| resident_in(m.start, m.end, page)).resident;
+        let after = by_smaps();
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        let slack = 4 << 20;
+        let (low, high) = (before.min(after), before.max(after));
+        assert!(by_mincore + slack >= low && by_mincore <= high + slack, "{before} {by_mincore} {after}");
+        assert!(by_mincore >= 32 << 20, "the held blocks are resident: {by_mincore}");
+        assert_eq!(resident_in(0, 1 << 20, page), 0, "an unmapped range holds nothing");
+    }
+
     #[test]
     fn another_process_uss_is_read_like_our_own() {
         let uss = uss_of(std::process::id()).expect("own smaps_rollup by pid");
@@ -312,7 +366,7 @@ Rss:                   4 kB\n\
 Rss:                2048 kB\n";
         // The brk heap; a grown-out heap, a fully used one, a third one; then a file and
         // a plain anonymous mapping, which is no heap.
-        let heaps = arena_heaps(smaps);
+        let heaps = arena_heaps(smaps, |m| m.rss);
         assert_eq!(heaps.mappings, 3);
         assert_eq!(heaps.resident, (800 + 100 + 65536 + 1024) * 1024);
     }

@@ -99,10 +99,10 @@ Puma::Plugin.create do
   def restart(cluster, log)
     return ->(_decision) { Process.kill("TERM", Process.pid) && true } if cluster
 
+    reason = "Puma runs in single mode, where no master replaces a process: run workers 1 or more (cluster " \
+             "mode), or let your supervisor restart it (systemd, Kubernetes)"
     lambda do |_decision|
-      log.call("bloat_probe guard pid=#{Process.pid} restart=skipped reason=\"Puma runs in single mode, where no " \
-               "master replaces a process: run workers 1 or more (cluster mode), or let your supervisor restart " \
-               "it (systemd, Kubernetes)\"")
+      log.call(BloatProbe::LogLine.format("guard", pid: Process.pid, restart: :skipped, reason: reason))
       false
     end
   end

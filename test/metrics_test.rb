@@ -31,7 +31,7 @@ class MetricsTest < Minitest::Test
   end
 
   def test_every_declared_family_is_documented_and_every_documented_one_declared
-    declared = BloatProbe::Metrics::FAMILIES.map(&:name)
+    declared = BloatProbe::Metrics::Families::ALL.map(&:name)
     documented = documented_families
     assert_empty declared - documented, "declared but not in docs/metrics.md"
     assert_empty documented - declared, "in docs/metrics.md but not declared"
@@ -120,11 +120,11 @@ class MetricsTest < Minitest::Test
       puts JSON.dump(families: body.join.scan(/^# TYPE (\\S+)/).flatten)
     RUBY
     # A container with a memory limit (as test/docker_test.rb reads one in a real one).
-    limited = BloatProbe::Metrics.snapshot(probe).to_h.merge(
+    limited = BloatProbe::Metrics::Snapshot.of(probe).to_h.merge(
       cgroup: BloatProbe::Cgroup.from_h(BloatProbe.cgroup.to_h.merge(memory_limit: 512 << 20))
     )
-    contained = BloatProbe::Metrics.series(BloatProbe::Metrics::Snapshot.new(**limited)).map(&:first).uniq
-    assert_equal BloatProbe::Metrics::FAMILIES.map(&:name).sort, (glibc | jemalloc | contained).sort
+    contained = BloatProbe::Metrics::Families.series(BloatProbe::Metrics::Snapshot.new(**limited)).map(&:first).uniq
+    assert_equal BloatProbe::Metrics::Families::ALL.map(&:name).sort, (glibc | jemalloc | contained).sort
   end
 
   # The largest endpoints get a label each, the rest are summed as other, and names that
@@ -134,7 +134,7 @@ class MetricsTest < Minitest::Test
     30.times { |i| probe.attribution.measure(%(GET /r#{i} "quoted"\\)) { "x" * (i * 1000) } }
     text = call(probe: probe)[2].join
     calls = text.scan(/^bloat_probe_endpoint_calls_total\{endpoint="(.*)"\} (\d+)$/)
-    assert_equal BloatProbe::Metrics::ENDPOINT_LABELS + 1, calls.size
+    assert_equal BloatProbe::Metrics::Families::ENDPOINT_LABELS + 1, calls.size
     assert_equal(30, calls.sum { |_name, count| Integer(count) })
     assert_includes calls.map(&:first), "other"
     assert_promtool_accepts(text)

@@ -31,7 +31,7 @@ module BloatProbe
     end
 
     def start
-      @listener = MetricsListener.start(@bind, @port, Metrics::CONTENT_TYPE, render)
+      @listener = MetricsListener.start(@bind, @port, Metrics::Exposition::CONTENT_TYPE, render)
       @renderer = Thread.new do
         Thread.current.name = "bloat_probe-metrics"
         loop do

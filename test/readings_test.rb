@@ -35,7 +35,8 @@ class ReadingsTest < Minitest::Test
     mallinfo = BloatProbe.mallinfo
     vm_rss = File.read("/proc/self/status")[/^VmRSS:\s+(\d+) kB/, 1].to_i * 1024
     assert stats.glibc?
-    assert_equal stats.arenas.size, stats.arena_count
+    # glibc's other report, malloc_stats, counts the arenas on its own.
+    assert_equal BloatProbe.malloc_stats.arenas.size, stats.arena_count
     assert_in_delta mallinfo.arena, stats.system, 1 * MiB
     assert_in_delta mallinfo.uordblks, stats.in_use, 1 * MiB
     assert_in_delta mallinfo.fordblks, stats.free, 1 * MiB

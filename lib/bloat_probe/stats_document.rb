@@ -15,11 +15,12 @@ module BloatProbe
     GC_FIELDS = %i[count minor_gc_count major_gc_count heap_live_slots heap_free_slots total_allocated_objects
                    malloc_increase_bytes oldmalloc_increase_bytes].freeze
 
-    # process: more about the process (rails-app adds its Puma worker's index).
+    # Which process answered: its pid, and in a Puma cluster its worker's index.
+    # process: more about the process.
     def self.take(probe: BloatProbe.probe, process: {})
       yjit = defined?(RubyVM::YJIT) ? RubyVM::YJIT.enabled? : false
       moment = probe.recorder.take(record: false)
-      new(process: { pid: Process.pid, ruby: RUBY_VERSION, yjit: yjit, **process },
+      new(process: { pid: Process.pid, worker: probe.cluster&.worker, ruby: RUBY_VERSION, yjit: yjit, **process },
           arena_stats: moment.stats, memory: moment.memory, diagnosis: moment.diagnosis,
           trimmer: probe.trimmer&.to_h, gc: GC.stat.slice(*GC_FIELDS), attribution: probe.attribution.entries)
     end

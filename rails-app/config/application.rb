@@ -46,10 +46,10 @@ module BloatyMcBloatface
     # With a floor, the Trimmer trims only when a trim would return that much (see Trimmer).
     config.x.bloat_probe.trim_min = setting.bytes("BLOAT_PROBE_TRIM_MIN", range: (1 << 20)..(1 << 40), default: nil)
     # Bytes the workload routes may hold: per request, and all requests at once (see
-    # WorkloadBudget). The defaults match BloatProbe.retain_limit's 2 GiB.
+    # WorkloadBudget); all at once defaults to the gem's own retain limit.
     config.x.bloat_probe.workload_request_budget =
       setting.integer("BLOAT_PROBE_WORKLOAD_REQUEST_BUDGET", range: (1 << 20)..(1 << 40), default: 512 << 20)
     config.x.bloat_probe.workload_budget =
-      setting.integer("BLOAT_PROBE_WORKLOAD_BUDGET", range: (1 << 20)..(1 << 40), default: 2 << 30)
+      setting.integer("BLOAT_PROBE_WORKLOAD_BUDGET", range: (1 << 20)..(1 << 40), default: BloatProbe.retain_limit)
   end
 end

@@ -17,11 +17,8 @@ worker_count = setting.integer("WEB_CONCURRENCY", range: 0..64, default: 0)
 workers worker_count
 if worker_count.positive?
   preload_app!
-  # Threads do not survive fork: each worker starts its own Trimmer, and knows its index.
-  on_worker_boot do |index|
-    Rails.configuration.x.bloat_probe.worker_index = index
-    BloatProbe.probe.trimmer&.start
-  end
+  # Threads do not survive fork: each worker starts its own Trimmer.
+  on_worker_boot { BloatProbe.probe.trimmer&.start }
 end
 
 # A log line with the verdict every BLOAT_PROBE_REPORT_INTERVAL seconds (default 60), and

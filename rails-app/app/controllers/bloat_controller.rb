@@ -22,8 +22,7 @@ class BloatController < ApplicationController
   end
 
   def stats
-    # Which process answered: in cluster mode (WEB_CONCURRENCY) each worker has its own.
-    render json: BloatProbe::StatsDocument.take(process: { worker: Rails.configuration.x.bloat_probe.worker_index })
+    render json: BloatProbe::StatsDocument.take
   end
 
   private

@@ -173,7 +173,7 @@ impl Drop for Spawned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::{retained_bytes, MAX_COUNT};
+    use crate::workload::{retained_bytes, COUNT};
 
     /// A call to its end, in one slice.
     fn run(spec: &ChurnSpec, pause: &AtomicBool) -> Result<Outcome, ChurnError> {
@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn a_paused_call_goes_on_or_is_dropped() {
         for threads in [None, Some(2)] {
-            let s = ChurnSpec { count: MAX_COUNT, retain: 0.5, threads, ..spec() };
+            let s = ChurnSpec { count: COUNT.max, retain: 0.5, threads, ..spec() };
             let running = Churn::start(&s).expect("start");
             let Step::Paused(running) = running.run_for(Duration::from_millis(20), &AtomicBool::new(false)) else {
                 panic!("{threads:?}: done before its slice ended");

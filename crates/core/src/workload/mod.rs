@@ -20,7 +20,7 @@ pub use budget::{retain_limit, retained_bytes, set_retain_limit, RetainedBlocks}
 pub use call::{Churn, Step};
 pub use sizes::{Distribution, Rng, Sizes};
 pub use source::Source;
-pub use spec::{ChurnSpec, RangeError, MAX_BLOCK_SIZE, MAX_COUNT, MAX_THREADS, MAX_WINDOW};
+pub use spec::{Bounds, ChurnSpec, RangeError, BLOCK_SIZE, COUNT, RETAIN, THREADS, WINDOW};
 
 use crate::reading;
 use crate::schema::Unit::{Bytes, Count, Name, Object, Seconds};

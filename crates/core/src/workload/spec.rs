@@ -5,10 +5,20 @@ use std::fmt;
 use super::budget::retain_limit;
 use super::{Distribution, Source};
 
-pub const MAX_THREADS: u64 = 64;
-pub const MAX_COUNT: u64 = 1_000_000_000;
-pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
-pub const MAX_WINDOW: u64 = 1 << 20;
+/// An option's allowed values, from min to max inclusive: checked here, and shown to Ruby
+/// (BloatProbe.churn_limits) from the same constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: u64,
+    pub max: u64,
+}
+
+pub const THREADS: Bounds = Bounds { min: 1, max: 64 };
+pub const COUNT: Bounds = Bounds { min: 1, max: 1_000_000_000 };
+/// A block's size, for min_size and max_size alike.
+pub const BLOCK_SIZE: Bounds = Bounds { min: 1, max: 64 << 20 };
+pub const WINDOW: Bounds = Bounds { min: 0, max: 1 << 20 };
+pub const RETAIN: (f64, f64) = (0.0, 1.0);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChurnSpec {
@@ -53,7 +63,7 @@ impl fmt::Display for RangeError {
     }
 }
 
-fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<(), RangeError> {
+fn check_range(name: &str, value: u64, Bounds { min, max }: Bounds) -> Result<(), RangeError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -77,15 +87,16 @@ impl ChurnSpec {
 
     /// Each option within its bounds.
     pub fn check_bounds(&self) -> Result<(), RangeError> {
-        check_range("count", self.count, 1, MAX_COUNT)?;
-        check_range("min_size", self.min_size, 1, MAX_BLOCK_SIZE)?;
-        check_range("max_size", self.max_size, self.min_size, MAX_BLOCK_SIZE)?;
-        check_range("window", self.window, 0, MAX_WINDOW)?;
+        check_range("count", self.count, COUNT)?;
+        check_range("min_size", self.min_size, BLOCK_SIZE)?;
+        check_range("max_size", self.max_size, Bounds { min: self.min_size, ..BLOCK_SIZE })?;
+        check_range("window", self.window, WINDOW)?;
         if let Some(threads) = self.threads {
-            check_range("threads", threads, 1, MAX_THREADS)?;
+            check_range("threads", threads, THREADS)?;
         }
-        if !(0.0..=1.0).contains(&self.retain) {
-            return Err(RangeError(format!("retain must be in 0.0..1.0, got {}", self.retain)));
+        let (least, most) = RETAIN;
+        if !(least..=most).contains(&self.retain) {
+            return Err(RangeError(format!("retain must be in {least:.1}..{most:.1}, got {}", self.retain)));
         }
         Ok(())
     }
@@ -126,7 +137,7 @@ mod tests {
     #[test]
     fn a_window_wider_than_count_holds_only_count_blocks() {
         // 10 blocks of 64 MiB at most, whatever the window: under the 2 GiB limit.
-        let few = ChurnSpec { count: 10, window: MAX_WINDOW, min_size: 1, max_size: MAX_BLOCK_SIZE, ..spec() };
+        let few = ChurnSpec { count: 10, window: WINDOW.max, min_size: 1, max_size: BLOCK_SIZE.max, ..spec() };
         assert_eq!(few.validate(), Ok(()));
         let many = ChurnSpec { count: 40, ..few };
         assert!(many

@@ -5,7 +5,7 @@ use super::errors::{check_interrupts, probe_error, range_error, ProbeClass};
 use super::fields::to_hash;
 use super::nogvl::without_gvl;
 use super::retained::Retained;
-use bloat_probe_core::workload::{self, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
+use bloat_probe_core::workload::{self, Bounds, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::value::ReprValue;
 use magnus::{Error, RHash, Ruby, Value};
@@ -34,19 +34,24 @@ type Options = (
     Option<Value>,
 );
 
+/// An Integer option within its bounds.
+fn bounded(ruby: &Ruby, name: &str, value: Value, Bounds { min, max }: Bounds) -> Result<u64, Error> {
+    integer(ruby, name, value, min, max)
+}
+
 fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     let args = scan_args::<(), (), (), (), RHash, ()>(args)?;
     let options = get_kwargs::<_, (), Options, ()>(args.keywords, &[], &KEYWORDS)?.optional;
     let (count, min_size, max_size, distribution, retain, window, seed, threads, source) = options;
     let mut spec = ChurnSpec::default();
     if let Some(v) = count {
-        spec.count = integer(ruby, "count", v, 1, workload::MAX_COUNT)?;
+        spec.count = bounded(ruby, "count", v, workload::COUNT)?;
     }
     if let Some(v) = min_size {
-        spec.min_size = integer(ruby, "min_size", v, 1, workload::MAX_BLOCK_SIZE)?;
+        spec.min_size = bounded(ruby, "min_size", v, workload::BLOCK_SIZE)?;
     }
     if let Some(v) = max_size {
-        spec.max_size = integer(ruby, "max_size", v, 1, workload::MAX_BLOCK_SIZE)?;
+        spec.max_size = bounded(ruby, "max_size", v, workload::BLOCK_SIZE)?;
     }
     if let Some(v) = distribution {
         spec.distribution =
@@ -56,13 +61,13 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
         spec.retain = number(ruby, "retain", v)?;
     }
     if let Some(v) = window {
-        spec.window = integer(ruby, "window", v, 0, workload::MAX_WINDOW)?;
+        spec.window = bounded(ruby, "window", v, workload::WINDOW)?;
     }
     if let Some(v) = seed {
         spec.seed = integer(ruby, "seed", v, 0, i64::MAX as u64)?;
     }
     if let Some(v) = threads {
-        spec.threads = Some(integer(ruby, "threads", v, 1, workload::MAX_THREADS)?);
+        spec.threads = Some(bounded(ruby, "threads", v, workload::THREADS)?);
     }
     if let Some(v) = source {
         spec.source = Source::ALL[choice(ruby, "allocator", v, &Source::ALL.map(Source::name))?];
@@ -107,14 +112,16 @@ pub fn worst_case_bytes(ruby: &Ruby, args: &[Value]) -> Result<u64, Error> {
 /// BloatProbe::Native::CHURN_LIMITS: each option's allowed range, as churn checks it.
 pub fn limits(ruby: &Ruby) -> Result<RHash, Error> {
     let limits = ruby.hash_new();
-    let range = |min: u64, max: u64| ruby.range_new(min, max, false);
-    limits.aset(ruby.to_symbol("count"), range(1, workload::MAX_COUNT)?)?;
-    limits.aset(ruby.to_symbol("size"), range(1, workload::MAX_BLOCK_SIZE)?)?;
-    limits.aset(ruby.to_symbol("window"), range(0, workload::MAX_WINDOW)?)?;
-    limits.aset(ruby.to_symbol("threads"), range(1, workload::MAX_THREADS)?)?;
-    limits.aset(ruby.to_symbol("retain"), ruby.range_new(0.0, 1.0, false)?)?;
+    let range = |Bounds { min, max }: Bounds| ruby.range_new(min, max, false);
+    limits.aset(ruby.to_symbol("count"), range(workload::COUNT)?)?;
+    limits.aset(ruby.to_symbol("size"), range(workload::BLOCK_SIZE)?)?;
+    limits.aset(ruby.to_symbol("window"), range(workload::WINDOW)?)?;
+    limits.aset(ruby.to_symbol("threads"), range(workload::THREADS)?)?;
+    let (least, most) = workload::RETAIN;
+    limits.aset(ruby.to_symbol("retain"), ruby.range_new(least, most, false)?)?;
     let defaults = ChurnSpec::default();
-    limits.aset(ruby.to_symbol("default_sizes"), range(defaults.min_size, defaults.max_size)?)?;
+    let sizes = Bounds { min: defaults.min_size, max: defaults.max_size };
+    limits.aset(ruby.to_symbol("default_sizes"), range(sizes)?)?;
     limits.freeze();
     Ok(limits)
 }

@@ -2,11 +2,8 @@
 //! lib/bloat_probe.rb, before this library loads.
 
 use magnus::value::{Opaque, ReprValue};
-use magnus::{prelude::*, Error, ExceptionClass, RArray, RHash, RModule, RString, Ruby, Value};
+use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby, Value};
 use std::sync::OnceLock;
-
-/// At most this many characters of a bad value go into a message.
-const EXCERPT_CHARS: usize = 60;
 
 pub fn arg_error(ruby: &Ruby, message: impl Into<String>) -> Error {
     Error::new(ruby.exception_arg_error(), message.into())
@@ -22,25 +19,14 @@ pub fn type_error(ruby: &Ruby, name: &str, expected: &str, got: Value) -> Error 
     Error::new(ruby.exception_type_error(), format!("{name} must be {expected}, got {} ({class})", excerpt(got)))
 }
 
-/// A bad value as a message shows it, short whatever its size: a 50 MB Array would make a
-/// 50 MB message. Collections are described, never inspected; anything else is cut.
+/// A bad value as a message shows it, by BloatProbe.excerpt's rule (lib/bloat_probe/setting.rb,
+/// which the settings read before this library loads): short whatever its size.
 pub fn excerpt(value: Value) -> String {
-    if let Some(array) = RArray::from_value(value) {
-        return format!("an Array of {} elements", array.len());
-    }
-    if let Some(hash) = RHash::from_value(value) {
-        return format!("a Hash of {} pairs", hash.len());
-    }
-    if let Some(string) = RString::from_value(value) {
-        if string.len() > EXCERPT_CHARS {
-            return format!("a String of {} bytes", string.len());
-        }
-    }
-    let text = value.inspect();
-    match text.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+    let ruby = Ruby::get_with(value);
+    ruby.class_object()
+        .const_get::<_, RModule>("BloatProbe")
+        .and_then(|module| module.funcall::<_, _, String>("excerpt", (value,)))
+        .unwrap_or_else(|_| format!("a {}", value.class().inspect()))
 }
 
 /// BloatProbe's own exception classes, defined in lib/bloat_probe.rb before this library

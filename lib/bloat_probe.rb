@@ -24,7 +24,6 @@ end
 require_relative "bloat_probe/format"
 require_relative "bloat_probe/log_line"
 require_relative "bloat_probe/readings"
-require_relative "bloat_probe/log_uniform"
 require_relative "bloat_probe/periodic"
 require_relative "bloat_probe/trimmer"
 require_relative "bloat_probe/diagnosis"
@@ -41,7 +40,6 @@ require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
 require_relative "bloat_probe/guard"
 require_relative "bloat_probe/guard/budget"
-require_relative "bloat_probe/stats_document"
 
 module BloatProbe
   class << self

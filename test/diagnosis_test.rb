@@ -19,7 +19,7 @@ class DiagnosisTest < Minitest::Test
     Array.new(25) do |seed|
       Thread.new do
         random = Random.new(seed)
-        size = BloatProbe::LogUniform.new(24..32_768, random: random)
+        size = LogUniform.new(24..32_768, random: random)
         6.times do
           batch = Array.new(5_000) { "x" * size.draw }
           lock.synchronize { kept.concat(batch.sample(50, random: random)); kept.shift(50) if kept.size > 2_000 }

@@ -193,7 +193,7 @@ class DockerTest < Minitest::Test
     assert_match(/^Complete requests:\s+#{AB_REQUESTS}$/, out, "#{name}: ab")
     assert_match(/^Failed requests:\s+0$/, out, "#{name}: ab")
     refute_match(/^Non-2xx responses/, out, "#{name}: ab")
-    stats = BloatProbe::StatsDocument.parse(get("/bloat/stats.json").body)
+    stats = StatsDocument.parse(get("/bloat/stats.json").body)
     arena_stats = stats.arena_stats
     metrics = get("/bloat/metrics").body
     assert_match(/^process_resident_memory_bytes \d+$/, metrics, "#{name}: the metrics, as Prometheus scrapes them")

@@ -2,30 +2,21 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # Steady or growing, in rails-app under Puma with `plugin :bloat_probe` and a short
 # warm-up: page views that go on past the warm-up are a steady working set (neither
 # live_native nor a growth verdict); a route that keeps 1 MiB per call is native_growth,
 # at the rate it was kept.
 class GrowthTest < Minitest::Test
+  include RailsAppServer
   MiB = RubyChild::MiB
   LEAK_SECONDS = 16
   LEAKS_PER_SECOND = 4
 
   def start(warmup)
-    config = AllocatorBench::Configuration.new(
-      name: "growth", summary: "short warm-up",
-      env: { "BLOAT_PROBE_WARMUP" => warmup.to_s, "BLOAT_PROBE_REPORT_INTERVAL" => "0.5",
-             "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1", "BLOAT_PROBE_METRICS" => "1" }
-    )
-    @log = scratch_log("bloat_probe-growth")
-    @server = AllocatorBench::Server.new(config, threads: 4, log_path: @log).start
-  end
-
-  def teardown
-    @server&.stop
+    @server = start_rails_app("growth", env: { "BLOAT_PROBE_WARMUP" => warmup.to_s,
+                                               "BLOAT_PROBE_REPORT_INTERVAL" => "0.5",
+                                               "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1", "BLOAT_PROBE_METRICS" => "1" })
   end
 
   # Traffic from the start: caches fill and each thread meets its first requests during

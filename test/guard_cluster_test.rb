@@ -2,29 +2,20 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # BloatProbe::Guard in rails-app under Puma's cluster mode (2 workers, preload_app!): the
 # worker that keeps 256 MiB passes its 200 MiB budget and is replaced after its strikes,
 # gracefully, while page views go on: no request fails, and the other worker lives on. In
 # dry-run the same is decided and logged, and nothing is restarted.
 class GuardClusterTest < Minitest::Test
+  include RailsAppServer
   MiB = RubyChild::MiB
   LOAD_SECONDS = 10
 
   def start(mode)
-    config = AllocatorBench::Configuration.new(
-      name: "guard", summary: "2 workers, a guard",
-      env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_GUARD" => mode, "BLOAT_PROBE_GUARD_BUDGET" => "200M",
-             "BLOAT_PROBE_GUARD_STRIKES" => "2", "BLOAT_PROBE_GUARD_INTERVAL" => "1" }
-    )
-    @log = scratch_log("bloat_probe-guard")
-    @server = AllocatorBench::Server.new(config, threads: 4, log_path: @log).start
-  end
-
-  def teardown
-    @server&.stop
+    @server = start_rails_app("guard", env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_GUARD" => mode,
+                                              "BLOAT_PROBE_GUARD_BUDGET" => "200M", "BLOAT_PROBE_GUARD_STRIKES" => "2",
+                                              "BLOAT_PROBE_GUARD_INTERVAL" => "1" })
   end
 
   def test_the_worker_over_its_budget_is_replaced_and_no_request_fails

@@ -13,7 +13,7 @@ class GuardTest < Minitest::Test
     lock = Mutex.new
     Array.new(25) do |seed|
       Thread.new do
-        size = BloatProbe::LogUniform.new(24..32_768, random: Random.new(seed))
+        size = LogUniform.new(24..32_768, random: Random.new(seed))
         6.times do
           batch = Array.new(5_000) { "x" * size.draw }
           lock.synchronize { kept.concat(batch.sample(50)); kept.shift(50) if kept.size > 2_000 }

@@ -1,15 +1,16 @@
 # frozen_string_literal: true
 
 require "test_helper"
+require_relative "../rails-app/lib/log_uniform"
 
-# BloatProbe::LogUniform, the Ruby workloads' size generator, against churn's own draw in
+# LogUniform, the Ruby workloads' size generator, against churn's own draw in
 # Rust: the same distribution, measured from what each allocated.
 class LogUniformTest < Minitest::Test
   SIZES = 24..32_768
   DRAWS = 200_000
 
   def test_ruby_and_churn_draw_the_same_distribution
-    generator = BloatProbe::LogUniform.new(SIZES, random: Random.new(7))
+    generator = LogUniform.new(SIZES, random: Random.new(7))
     ruby_sizes = Array.new(DRAWS) { generator.draw }
     native = BloatProbe.churn(count: DRAWS, min_size: SIZES.min, max_size: SIZES.max, window: 0, seed: 7)
     ruby_mean = ruby_sizes.sum.fdiv(DRAWS)
@@ -24,8 +25,8 @@ class LogUniformTest < Minitest::Test
   end
 
   def test_bad_sizes_are_refused
-    error = assert_raises(ArgumentError) { BloatProbe::LogUniform.new(0..10) }
+    error = assert_raises(ArgumentError) { LogUniform.new(0..10) }
     assert_match(/sizes must be a Range of positive whole numbers, got 0\.\.10/, error.message)
-    assert_raises(ArgumentError) { BloatProbe::LogUniform.new([1, 2]) }
+    assert_raises(ArgumentError) { LogUniform.new([1, 2]) }
   end
 end

@@ -2,24 +2,16 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # BLOAT_PROBE_METRICS_PORT: rails-app's metrics from a listener of the plugin's own, which
 # answers while every request thread is busy, and in cluster mode for every worker.
 class MetricsPortTest < Minitest::Test
+  include RailsAppServer
+
   def start(env)
     @metrics_port = AllocatorBench::ChildProcess.free_port
-    config = AllocatorBench::Configuration.new(
-      name: "port", summary: "metrics port",
-      env: { "BLOAT_PROBE_METRICS_PORT" => @metrics_port.to_s, "BLOAT_PROBE_REPORT_INTERVAL" => "0.5" }.merge(env)
-    )
-    @log = scratch_log("bloat_probe-metrics-port")
-    @server = AllocatorBench::Server.new(config, threads: 2, log_path: @log).start
-  end
-
-  def teardown
-    @server&.stop
+    @server = start_rails_app("port", threads: 2, env: { "BLOAT_PROBE_METRICS_PORT" => @metrics_port.to_s,
+                                                         "BLOAT_PROBE_REPORT_INTERVAL" => "0.5" }.merge(env))
   end
 
   def scrape

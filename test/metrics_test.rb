@@ -2,14 +2,13 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # BloatProbe::Metrics: the exposition format as promtool reads it, and rails-app in Puma's
 # cluster mode (`plugin :bloat_probe`, 2 workers), where one scrape returns both workers'
 # series and a killed worker's series are replaced by its successor's.
 class MetricsTest < Minitest::Test
   include RubyChild
+  include RailsAppServer
 
   def call(method = "GET", probe: BloatProbe::Probe.new)
     BloatProbe::Metrics.new(probe: probe).call("REQUEST_METHOD" => method)
@@ -141,13 +140,11 @@ class MetricsTest < Minitest::Test
   end
 
   def test_a_puma_cluster_serves_every_live_worker_and_drops_a_dead_one
-    config = AllocatorBench::Configuration.new(
-      name: "cluster", summary: "2 workers",
-      env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_METRICS" => "1", "BLOAT_PROBE_REPORT_INTERVAL" => "0.2",
-             "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" }
-    )
-    log = scratch_log("bloat_probe-metrics")
-    server = AllocatorBench::Server.new(config, threads: 4, log_path: log, command: :rails_server).start
+    server = start_rails_app("cluster", command: :rails_server,
+                                        env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_METRICS" => "1",
+                                               "BLOAT_PROBE_REPORT_INTERVAL" => "0.2",
+                                               "BLOAT_PROBE_DIAGNOSIS_INTERVAL" => "1" })
+    log = @log
     started = wait_for_workers(server) { |workers| workers.size == 2 }
     assert_equal %w[0 1], started.keys.sort, File.read(log)
     text = server.get("/bloat/metrics").body
@@ -161,8 +158,6 @@ class MetricsTest < Minitest::Test
     replaced = wait_for_workers(server) { |workers| workers.size == 2 && workers["1"] != started["1"] }
     refute_equal started["1"], replaced["1"], "worker 1 is a new process: #{File.read(log)[-2000..]}"
     assert_equal started["0"], replaced["0"], "worker 0 lives on"
-  ensure
-    server&.stop
   end
 
   private

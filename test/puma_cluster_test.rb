@@ -2,22 +2,15 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # rails-app in Puma's cluster mode (WEB_CONCURRENCY=2, preload_app!) with the Trimmer on:
 # each worker answers with its own pid and index, and trims for itself after the fork.
 class PumaClusterTest < Minitest::Test
-  def setup
-    config = AllocatorBench::Configuration.new(
-      name: "cluster", env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_TRIM_INTERVAL" => "0.05" }, summary: "2 workers"
-    )
-    @log = scratch_log("bloat_probe-cluster")
-    @server = AllocatorBench::Server.new(config, threads: 4, log_path: @log, command: :rails_server).start
-  end
+  include RailsAppServer
 
-  def teardown
-    @server&.stop
+  def setup
+    @server = start_rails_app("cluster", env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_TRIM_INTERVAL" => "0.05" },
+                                         command: :rails_server)
   end
 
   def test_each_worker_reports_itself_and_trims_on_its_own

@@ -2,25 +2,19 @@
 
 require "test_helper"
 require "net/http"
-require_relative "../bench/allocator_bench/configuration"
-require_relative "../bench/allocator_bench/server"
 
 # rails-app in production under Puma, 25 threads, one process, on a free loopback port,
 # started by the documented command (`bundle exec rails server`), driven by 25 concurrent
 # keep-alive clients for a bounded number of requests.
 class PumaSmokeTest < Minitest::Test
+  include RailsAppServer
+
   CLIENTS = 25
   REQUESTS_EACH = 8
 
   def setup
-    @log = scratch_log("bloat_probe-smoke")
     glibc = AllocatorBench::Configuration.select("glibc").first
-    @server = AllocatorBench::Server.new(glibc, threads: 25, log_path: @log, command: :rails_server)
-    @server.start
-  end
-
-  def teardown
-    @server&.stop
+    @server = start_configuration(glibc, threads: 25, command: :rails_server)
   end
 
   def test_25_clients_are_all_answered_and_arenas_multiply

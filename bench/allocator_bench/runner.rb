@@ -123,7 +123,7 @@ module AllocatorBench
         arena_rise: marks.call(finish) && marks.call(finish) - marks.call(start) }
     end
 
-    # The server's arenas and verdict after the idle tail (a BloatProbe::StatsDocument).
+    # The server's arenas and verdict after the idle tail (a StatsDocument).
     def arena_figures(stats)
       arenas = stats.arena_stats
       figures = { allocator: arenas.allocator.to_s, allocator_version: arenas.allocator_version,

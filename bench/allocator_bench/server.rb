@@ -4,6 +4,7 @@ require "bloat_probe"
 require "net/http"
 require "json"
 require_relative "child_process"
+require_relative "../../rails-app/lib/stats_document"
 
 module AllocatorBench
   # rails-app under Puma (production, one process) on a free loopback port.
@@ -53,7 +54,7 @@ module AllocatorBench
     end
 
     def stats
-      BloatProbe::StatsDocument.parse(get("/bloat/stats").body)
+      StatsDocument.parse(get("/bloat/stats").body)
     end
 
     private

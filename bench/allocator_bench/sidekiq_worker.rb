@@ -3,6 +3,7 @@
 require "bloat_probe"
 require "json"
 require_relative "child_process"
+require_relative "../../rails-app/lib/stats_document"
 
 module AllocatorBench
   # A redis-server of the bench's own on a free loopback port: no persistence, no
@@ -102,7 +103,7 @@ module AllocatorBench
       _key, json = redis("BLPOP", STATS, 30)
       raise "sidekiq did not answer the probe job within 30 s" unless json
 
-      BloatProbe::StatsDocument.parse(json)
+      StatsDocument.parse(json)
     end
 
     def redis_pid

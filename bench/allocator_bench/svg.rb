@@ -2,6 +2,7 @@
 
 require "erb"
 require "bloat_probe/format"
+require_relative "../../rails-app/lib/ticks"
 
 module AllocatorBench
   # What the charts share: round axis ticks, escaped text, a configuration's marker, and
@@ -38,7 +39,7 @@ module AllocatorBench
 
     # Round ticks from 0 past max (the gem's, which the dashboard's chart uses too).
     def ticks(max, count: 5)
-      BloatProbe::Format.ticks(max, count: count)
+      Ticks.up_to(max, count: count)
     end
 
     # Where a label drawn with text-anchor start at (x, y) lies: its baseline is y.

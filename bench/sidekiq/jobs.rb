@@ -8,6 +8,8 @@ require "json"
 require "sidekiq"
 require "bloat_probe"
 require "bloat_probe/sidekiq"
+require_relative "../../rails-app/lib/log_uniform"
+require_relative "../../rails-app/lib/stats_document"
 
 module BenchJobs
   # Keys the bench reads; the bench's Redis is its own, so nothing else is there.
@@ -44,7 +46,7 @@ class StringsJob
   def perform(count, seed, hold)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     random = Random.new(seed)
-    size = BloatProbe::LogUniform.new(BenchJobs::SIZES, random: random)
+    size = LogUniform.new(BenchJobs::SIZES, random: random)
     held = []
     count.times do
       string = "x" * size.draw
@@ -65,7 +67,7 @@ class ProbeJob
   sidekiq_options retry: false
 
   def perform
-    BenchJobs.record(BenchJobs::STATS, JSON.generate(BloatProbe::StatsDocument.take))
+    BenchJobs.record(BenchJobs::STATS, JSON.generate(StatsDocument.take))
   end
 end
 

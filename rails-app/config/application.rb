@@ -11,6 +11,9 @@ require "rails/test_unit/railtie"
 
 Bundler.require(*Rails.groups)
 require_relative "../lib/malformed_query_guard"
+require_relative "../lib/log_uniform"
+require_relative "../lib/stats_document"
+require_relative "../lib/ticks"
 require_relative "../lib/loopback_only"
 
 module BloatyMcBloatface

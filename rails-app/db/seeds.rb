@@ -4,7 +4,7 @@
 # tens of KiB, so that rendering them allocates strings of many sizes.
 count = BloatProbe::Setting.integer("POSTS", range: 1..1_000_000, default: 1000)
 random = Random.new(1)
-length = BloatProbe::LogUniform.new(300..40_000, random: random)
+length = LogUniform.new(300..40_000, random: random)
 words = %w[arena malloc heap chunk thread puma rails glibc jemalloc trim fragment page resident memory]
 now = Time.current
 

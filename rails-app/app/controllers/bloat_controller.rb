@@ -22,7 +22,7 @@ class BloatController < ApplicationController
   end
 
   def stats
-    render json: BloatProbe::StatsDocument.take
+    render json: StatsDocument.take
   end
 
   private

@@ -12,7 +12,7 @@ module BloatHelper
 
     first = history.first.time
     span = [history.last.time - first, 1e-9].max
-    top = BloatProbe::Format.ticks(history.map { |s| SERIES.keys.map { |key| s[key] || 0 }.max }.max / 1_048_576.0)
+    top = Ticks.up_to(history.map { |s| SERIES.keys.map { |key| s[key] || 0 }.max }.max / 1_048_576.0)
     x = ->(time) { CHART[:left] + ((time - first) / span * plot_width) }
     y = ->(mib) { CHART[:top] + plot_height - (mib / top.last.to_f * plot_height) }
     lines = SERIES.map do |key, (label, css)|
@@ -43,7 +43,7 @@ module BloatHelper
        tag.text(mib, x: CHART[:left] - 6, y: y.call(mib) + 4, "text-anchor": "end", class: "tick y")]
     end
     # Whole seconds only: a clock time shows no fraction.
-    times = BloatProbe::Format.ticks(span, count: 4).select { |seconds| seconds <= span && seconds == seconds.to_i }
+    times = Ticks.up_to(span, count: 4).select { |seconds| seconds <= span && seconds == seconds.to_i }
     grid += times.map do |seconds|
       tag.text(Time.at(first + seconds).strftime("%H:%M:%S"),
                x: CHART[:left] + (seconds / span * plot_width), y: bottom + 16, "text-anchor": "middle",

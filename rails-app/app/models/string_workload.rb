@@ -16,7 +16,7 @@ class StringWorkload
     @sizes = sizes
     @keep = keep
     @random = Random.new(seed)
-    @size = BloatProbe::LogUniform.new(sizes, random: @random)
+    @size = LogUniform.new(sizes, random: @random)
   end
 
   # The most this request can hold at once: every string at its largest.

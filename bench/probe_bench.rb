@@ -127,7 +127,7 @@ module ProbeBench
     seconds = Float(ENV.fetch("PROBE_SECONDS", "60"))
     cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }
     lines = 0
-    BloatProbe.probe.recorder = BloatProbe::Recorder.new
+    BloatProbe.probe = BloatProbe::Probe.new
     reporter = BloatProbe::Reporter.new(interval: 1, log: ->(_line) { lines += 1 })
     measure = lambda do |running|
       reporter.start if running

@@ -78,13 +78,10 @@ module BloatProbe
       Examiner.new(thresholds: thresholds).diagnosis
     end
 
-    # This process's Probe: the parts that the Puma plugin, the Sidekiq integration or the
-    # app itself run (Recorder, Reporter, Trimmer, Guard, Cluster, Attribution), for Metrics
-    # and the dashboard.
-    # Made on first use with a Recorder of the defaults.
-    def probe
-      @probe ||= Probe.new
-    end
+    # This process's Probe (Recorder, Attribution, Reporter, Trimmer, Guard, Cluster), for
+    # Metrics, the middlewares and the dashboard: the one its integration installed (the
+    # Puma plugin, BloatProbe::Sidekiq.install), else one of the defaults, made at load.
+    attr_accessor :probe
 
     # Statistics of a preloaded jemalloc (LD_PRELOAD=libjemalloc.so.2).
     def jemalloc_stats
@@ -167,3 +164,5 @@ module BloatProbe
     end
   end
 end
+
+BloatProbe.probe = BloatProbe::Probe.new

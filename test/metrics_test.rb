@@ -101,13 +101,14 @@ class MetricsTest < Minitest::Test
     path = library_path("libjemalloc.so.2")
     skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
 
-    probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60),
-                                  recorder: BloatProbe::Recorder.new(warmup: 0))
-    probe.attribution.measure("posts#index") { nil }
+    recorder = BloatProbe::Recorder.new(warmup: 0)
     # A guard that has decided once (dry-run, one strike: a restart, logged and not done).
-    probe.guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, probe: probe,
-                                        restart: ->(_) { true }, log: ->(_) {})
-    probe.guard.tick
+    guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, recorder: recorder,
+                                  restart: ->(_) { true }, log: ->(_) {})
+    guard.tick
+    probe = BloatProbe::Probe.new(trimmer: BloatProbe::Trimmer.new(interval: 60, recorder: recorder),
+                                  recorder: recorder, guard: guard)
+    probe.attribution.measure("posts#index") { nil }
     # Enough samples after the (empty) warm-up for a trend.
     BloatProbe::Trend::MIN_SAMPLES.times do
       probe.recorder.take

@@ -76,19 +76,12 @@ end
 Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
 
 # Which job class raised the arenas (BloatProbe.attribution), as BloatProbe::Sidekiq.install
-# records it in an app.
+# records it in an app; and BLOAT_PROBE_TRIM_INTERVAL (and BLOAT_PROBE_TRIM_MIN), the
+# bench's trim remedies, as the integrations read them. No reporter and no metrics port:
+# the bench measures the allocator.
+recorder = BloatProbe::Recorder.new
+BloatProbe.probe = BloatProbe::Probe.new(recorder: recorder, trimmer: BloatProbe::Trimmer.from_env(recorder: recorder))
 Sidekiq.configure_server do |config|
   config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
-end
-
-# BLOAT_PROBE_TRIM_INTERVAL (and BLOAT_PROBE_TRIM_MIN): the bench's trim remedies, as
-# rails-app's initializer reads them.
-interval = BloatProbe::Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
-floor = BloatProbe::Setting.bytes("BLOAT_PROBE_TRIM_MIN", range: (1 << 20)..(1 << 40), default: nil)
-if interval && BloatProbe.allocator.glibc?
-  Sidekiq.configure_server do |config|
-    config.on(:startup) do
-      BloatProbe.probe.trimmer = BloatProbe::Trimmer.start(interval: interval, min_trimmable: floor)
-    end
-  end
+  config.on(:startup) { BloatProbe.probe.trimmer&.start }
 end

@@ -174,13 +174,15 @@ module BloatProbe
     #   # config/application.rb
     #   config.middleware.insert(0, BloatProbe::Attribution::Middleware)
     class Middleware
-      def initialize(app, attribution = BloatProbe.probe.attribution)
+      # attribution: where to record; by default the installed probe's, looked up at each
+      # request (`rails server` builds the app before Puma's plugin installs its probe).
+      def initialize(app, attribution = nil)
         @app = app
         @attribution = attribution
       end
 
       def call(env)
-        @attribution.measure(-> { self.class.name_of(env) }) { @app.call(env) }
+        (@attribution || BloatProbe.probe.attribution).measure(-> { self.class.name_of(env) }) { @app.call(env) }
       end
 
       def self.name_of(env)

@@ -28,14 +28,14 @@ module BloatProbe
 
     # The guard the environment asks for, or nil when it is off (the default).
     # restart: what a restart does here (see #initialize).
-    def self.from_env(restart:, log:, env: ENV, probe: BloatProbe.probe)
+    def self.from_env(restart:, log:, env: ENV, recorder: BloatProbe.probe.recorder)
       mode = Setting.choice("BLOAT_PROBE_GUARD", MODES, default: "off", env: env)
       return if mode == "off"
 
       budget = env["BLOAT_PROBE_GUARD_BUDGET"].to_s.strip
       raise SettingError, "BLOAT_PROBE_GUARD=#{mode} needs BLOAT_PROBE_GUARD_BUDGET (1.5G, 80% or 3x)" if budget.empty?
 
-      new(budget: Budget.parse(budget), mode: mode, probe: probe, restart: restart, log: log,
+      new(budget: Budget.parse(budget), mode: mode, recorder: recorder, restart: restart, log: log,
           strikes: Setting.integer("BLOAT_PROBE_GUARD_STRIKES", range: STRIKES, default: DEFAULT_STRIKES, env: env),
           interval: Setting.seconds("BLOAT_PROBE_GUARD_INTERVAL", range: INTERVALS, default: DEFAULT_INTERVAL,
                                                                   env: env))
@@ -46,7 +46,7 @@ module BloatProbe
     # restart: a callable given the decision, which restarts the process gracefully and
     # returns true, or returns false where it cannot (Puma in single mode).
     def initialize(budget:, restart:, mode: "on", strikes: DEFAULT_STRIKES, interval: DEFAULT_INTERVAL,
-                   probe: BloatProbe.probe, log: ->(line) { $stdout.puts(line) })
+                   recorder: BloatProbe.probe.recorder, log: ->(line) { $stdout.puts(line) })
       @budget = budget.is_a?(Budget) ? budget : Budget.parse(budget, name: "budget")
       unless MODES.include?(mode)
         raise ArgumentError, "mode must be one of #{MODES.join(", ")}, got #{BloatProbe.excerpt(mode)}"
@@ -60,7 +60,7 @@ module BloatProbe
       @mode = mode
       @strikes = BloatProbe.check_number("strikes", strikes, STRIKES, Integer)
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
-      @probe = probe
+      @recorder = recorder
       @restart = restart
       @log = log
       @over = 0
@@ -74,7 +74,7 @@ module BloatProbe
     # reading that fails is logged, and nothing is done on it.
     # One moment is read before acting; after a trim, only what the budget counts.
     def tick
-      moment = @probe.recorder.take(record: false)
+      moment = @recorder.take(record: false)
       limit = @budget.bytes(moment.cgroup)
       before = @budget.used_in(moment)
       return decide(:none, "under_budget", nil, before, before, limit) if before <= limit

@@ -13,10 +13,11 @@ module BloatProbe
   # scrape also returns every other live worker's series, as each worker's Reporter
   # last published them, labelled worker="N".
   class Metrics
-    # probe: whose Recorder, Trimmer and Cluster to read (BloatProbe.probe, the process's).
-    # own_series: false serves only the cluster's workers' series, as a Puma master that
-    # serves no request of its own does.
-    def initialize(probe: BloatProbe.probe, own_series: true)
+    # probe: whose Recorder, Trimmer and Cluster to read; by default the installed one
+    # (BloatProbe.probe), looked up at each scrape: a route is built before Puma's plugin
+    # installs its probe. own_series: false serves only the cluster's workers' series, as
+    # a Puma master that serves no request of its own does.
+    def initialize(probe: nil, own_series: true)
       @probe = probe
       @own_series = own_series
     end
@@ -26,8 +27,9 @@ module BloatProbe
         return [405, { "content-type" => "text/plain", "allow" => "GET, HEAD" }, ["GET only\n"]]
       end
 
-      series = @own_series ? Families.series(Snapshot.of(@probe), labels: @probe.labels) : []
-      series.concat(@probe.cluster.peer_series) if @probe.cluster
+      probe = @probe || BloatProbe.probe
+      series = @own_series ? Families.series(Snapshot.of(probe), labels: probe.labels) : []
+      series.concat(probe.cluster.peer_series) if probe.cluster
       body = Exposition.render(series)
       [200, { "content-type" => Exposition::CONTENT_TYPE, "content-length" => body.bytesize.to_s },
        [env["REQUEST_METHOD"] == "HEAD" ? "" : body]]

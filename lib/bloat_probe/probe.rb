@@ -1,22 +1,31 @@
 # frozen_string_literal: true
 
 module BloatProbe
-  # What watches one process's memory: the Recorder (history and latest moment), the
-  # Reporter's thread, a Trimmer and a Guard when they were asked for, the Attribution that
-  # the request and job middlewares fill, and, in a Puma cluster, the Cluster its workers
-  # share. The Puma plugin and the Sidekiq integration fill in the parts they run; Metrics
-  # and the dashboard are given the probe and read its parts.
+  # What watches one process's memory, built whole by its integration (the Puma plugin,
+  # BloatProbe::Sidekiq.install) and installed as BloatProbe.probe: the Recorder (history
+  # and latest moment), the Attribution that the request and job middlewares fill, a
+  # Trimmer and a Guard when they were asked for, and, in a Puma cluster, the Cluster its
+  # workers share. #start runs its threads (a Reporter, the Guard's, the Trimmer's) in the
+  # process that serves: threads do not survive fork. Metrics and the dashboard read it.
   class Probe
-    attr_accessor :recorder, :reporter, :trimmer, :cluster, :attribution, :guard
+    attr_reader :recorder, :attribution, :trimmer, :guard, :cluster, :reporter
 
-    def initialize(recorder: Recorder.new, reporter: nil, trimmer: nil, guard: nil, cluster: nil,
-                   attribution: Attribution.new)
+    def initialize(recorder: Recorder.new, attribution: Attribution.new, trimmer: nil, guard: nil, cluster: nil)
       @recorder = recorder
-      @reporter = reporter
+      @attribution = attribution
       @trimmer = trimmer
       @guard = guard
       @cluster = cluster
-      @attribution = attribution
+      @reporter = nil
+    end
+
+    # Starts reporting every `interval` seconds through `log`, and the Guard and the
+    # Trimmer where there are some.
+    def start(interval:, log:)
+      @reporter = Reporter.start(interval: interval, probe: self, log: log)
+      @guard&.start
+      @trimmer&.start
+      self
     end
 
     # Labels of this process's series: worker="N" in a Puma cluster.

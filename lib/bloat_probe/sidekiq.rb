@@ -14,37 +14,49 @@ module BloatProbe
   # bind is 127.0.0.1 unless you say otherwise (a Prometheus on another host needs
   # bind: "0.0.0.0"). Works with Sidekiq 6.4 and 7.
   module Sidekiq
-    class << self
-      attr_reader :server
+    # guard: BloatProbe::Guard's options (budget:, mode:, strikes:, interval:) to keep the
+    # process within a budget; a restart makes Sidekiq quiet, then stop within its timeout,
+    # for its supervisor to start it again. The Trimmer follows BLOAT_PROBE_TRIM_INTERVAL
+    # and BLOAT_PROBE_TRIM_MIN, as under Puma. Returns the Integration.
+    def self.install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
+                     diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, guard: nil,
+                     config: nil)
+      integration = Integration.new(port: port, bind: bind, interval: interval, diagnosis_interval: diagnosis_interval,
+                                    warmup: warmup, guard: guard)
+      config ? integration.hook(config) : ::Sidekiq.configure_server { |sidekiq| integration.hook(sidekiq) }
+      integration
+    end
 
-      # guard: BloatProbe::Guard's options (budget:, mode:, strikes:, interval:) to keep the
-      # process within a budget; a restart makes Sidekiq quiet, then stop within its
-      # timeout, for its supervisor to start it again.
-      def install(port:, bind: "127.0.0.1", interval: Reporter::DEFAULT_INTERVAL,
-                  diagnosis_interval: Recorder::DIAGNOSIS_INTERVAL, warmup: Recorder::WARMUP, guard: nil, config: nil)
+    # One Sidekiq process's probe, its metrics server and its lifecycle: checked and built
+    # in the initializer, started and stopped with Sidekiq.
+    class Integration
+      attr_reader :probe, :server
+
+      def initialize(port:, bind:, interval:, diagnosis_interval:, warmup:, guard:)
         MetricsServer.check(port: port, bind: bind)
-
         # Checked now, in the initializer, not later on Sidekiq's startup event.
-        BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
-        probe = BloatProbe.probe
-        probe.recorder = Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
-        probe.guard = guard && Guard.new(**guard, probe: probe, restart: method(:quiet_then_stop),
-                                                  log: ->(line) { ::Sidekiq.logger.info(line) })
-        hook = lambda do |sidekiq|
-          sidekiq.server_middleware { |chain| chain.add(Middleware, probe.attribution) }
-          sidekiq.on(:startup) do
-            start(port: port, bind: bind, interval: interval, probe: probe, logger: sidekiq.logger)
-          end
-          sidekiq.on(:shutdown) { stop }
-        end
-        config ? hook.call(config) : ::Sidekiq.configure_server(&hook)
+        @interval = BloatProbe.check_number("interval", interval, Reporter::INTERVALS, unit: " seconds")
+        @port = port
+        @bind = bind
+        @stopping = false
+        recorder = Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
+        @probe = Probe.new(
+          recorder: recorder, trimmer: Trimmer.from_env(recorder: recorder),
+          guard: guard && Guard.new(**guard, recorder: recorder, restart: method(:quiet_then_stop),
+                                             log: ->(line) { ::Sidekiq.logger.info(line) })
+        )
+        BloatProbe.probe = @probe
       end
 
-      def start(port:, bind:, interval:, probe:, logger:)
-        @probe = probe
-        probe.reporter = Reporter.start(interval: interval, probe: probe, log: ->(line) { logger.info(line) })
-        probe.guard&.start
-        @server = MetricsServer.new(Metrics.new(probe: probe), port: port, bind: bind).start
+      def hook(sidekiq)
+        sidekiq.server_middleware { |chain| chain.add(Middleware, @probe.attribution) }
+        sidekiq.on(:startup) { start(sidekiq.logger) }
+        sidekiq.on(:shutdown) { stop }
+      end
+
+      def start(logger)
+        @probe.start(interval: @interval, log: ->(line) { logger.info(line) })
+        @server = MetricsServer.new(Metrics.new(probe: @probe), port: @port, bind: @bind).start
         logger.info("bloat_probe metrics on #{@server.url}")
       end
 
@@ -63,8 +75,7 @@ module BloatProbe
       end
 
       def stop
-        @probe&.guard&.stop
-        @probe&.reporter&.stop
+        @probe.stop
         @server&.stop
         @server = nil
       end

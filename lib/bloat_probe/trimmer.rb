@@ -19,6 +19,7 @@ module BloatProbe
 
     # Shorter would keep a core busy trimming; longer than a day, and no one sees it work.
     INTERVALS = 0.01..86_400.0
+    MIN_TRIMMABLE = (1 << 20)..(1 << 40)
     MAX_WAIT = 8
 
     attr_reader :interval, :min_trimmable, :trims, :skipped, :released_bytes, :wait
@@ -27,10 +28,22 @@ module BloatProbe
       new(interval: interval, min_trimmable: min_trimmable, recorder: recorder).tap(&:start)
     end
 
+    # The Trimmer the environment asks for, not started: BLOAT_PROBE_TRIM_INTERVAL seconds
+    # (1 is `rake bench`'s trim-1s) and, with BLOAT_PROBE_TRIM_MIN (64M), only when a trim
+    # would return that much (its `trim`). nil where it is not asked for, or the allocator
+    # is not glibc, where malloc_trim means nothing.
+    def self.from_env(recorder:, env: ENV)
+      interval = Setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: INTERVALS, default: nil, env: env)
+      floor = Setting.bytes("BLOAT_PROBE_TRIM_MIN", range: MIN_TRIMMABLE, default: nil, env: env)
+      return unless interval && BloatProbe.allocator.glibc?
+
+      new(interval: interval, min_trimmable: floor, recorder: recorder)
+    end
+
     # recorder: whose moments (and thresholds) decide whether a trim pays.
     def initialize(interval:, min_trimmable: nil, recorder: BloatProbe.probe.recorder)
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
-      @min_trimmable = min_trimmable && BloatProbe.check_number("min_trimmable", min_trimmable, 1..(1 << 50), Integer)
+      @min_trimmable = min_trimmable && BloatProbe.check_number("min_trimmable", min_trimmable, MIN_TRIMMABLE, Integer)
       @trims = 0
       @skipped = 0
       @released_bytes = 0

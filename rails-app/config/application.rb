@@ -44,10 +44,6 @@ module BloatyMcBloatface
     config.x.bloat_probe.metrics = setting.boolean("BLOAT_PROBE_METRICS", default: Rails.env.development?)
     config.x.bloat_probe.allow_remote = setting.boolean("BLOAT_PROBE_ALLOW_REMOTE", default: false)
     config.x.bloat_probe.workload = setting.boolean("BLOAT_PROBE_WORKLOAD", default: false)
-    config.x.bloat_probe.trim_interval =
-      setting.seconds("BLOAT_PROBE_TRIM_INTERVAL", range: BloatProbe::Trimmer::INTERVALS, default: nil)
-    # With a floor, the Trimmer trims only when a trim would return that much (see Trimmer).
-    config.x.bloat_probe.trim_min = setting.bytes("BLOAT_PROBE_TRIM_MIN", range: (1 << 20)..(1 << 40), default: nil)
     # Bytes the workload routes may hold: per request, and all requests at once (see
     # WorkloadBudget); all at once defaults to the gem's own retain limit.
     config.x.bloat_probe.workload_request_budget =

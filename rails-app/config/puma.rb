@@ -15,14 +15,11 @@ threads threads_count, threads_count
 # workers from a master that loaded the app once.
 worker_count = setting.integer("WEB_CONCURRENCY", range: 0..64, default: 0)
 workers worker_count
-if worker_count.positive?
-  preload_app!
-  # Threads do not survive fork: each worker starts its own Trimmer.
-  on_worker_boot { BloatProbe.probe.trimmer&.start }
-end
+preload_app! if worker_count.positive?
 
 # A log line with the verdict every BLOAT_PROBE_REPORT_INTERVAL seconds (default 60), and
-# the history the dashboard charts; in cluster mode each worker reports for itself.
+# the history the dashboard charts; in cluster mode each worker reports for itself. The
+# Trimmer and the Guard when their settings ask for them (see lib/puma/plugin/bloat_probe.rb).
 plugin :bloat_probe
 
 # Loopback unless BINDING says otherwise (the Docker image listens on 0.0.0.0). BINDING

@@ -14,7 +14,7 @@ require "bloat_probe/metrics_server"
 # naming it):
 #   BLOAT_PROBE_REPORT_INTERVAL      seconds between log lines (0.1 to 86400; default 60)
 #   BLOAT_PROBE_DIAGNOSIS_INTERVAL   seconds a moment may be reused by a scrape or a view;
-#                                    each reads /proc/self/smaps (1 to 86400; default 60)
+#                                    each reads /proc/self/smaps_rollup (1 to 86400; default 60)
 #   BLOAT_PROBE_WARMUP               seconds before the trend starts: growth after it is
 #                                    growth, not start-up (0 to 604800; default 600)
 #   BLOAT_PROBE_GUARD                on, dry-run or off (the default): BloatProbe::Guard keeps
@@ -27,6 +27,9 @@ require "bloat_probe/metrics_server"
 #                                    which answers while every request thread is busy; in
 #                                    cluster mode the master answers for every worker
 #   BLOAT_PROBE_METRICS_BIND         its address (default 127.0.0.1)
+#   BLOAT_PROBE_TRIM_INTERVAL        glibc only: BloatProbe::Trimmer calls malloc_trim(0) this
+#                                    often, in seconds (0.01 to 86400; off by default) …
+#   BLOAT_PROBE_TRIM_MIN             … only where a trim would return this much (64M)
 Puma::Plugin.create do
   def start(launcher)
     setting = BloatProbe::Setting
@@ -37,14 +40,18 @@ Puma::Plugin.create do
                                          default: BloatProbe::Recorder::DIAGNOSIS_INTERVAL)
     warmup = setting.seconds("BLOAT_PROBE_WARMUP", range: BloatProbe::Recorder::WARMUPS,
                                                    default: BloatProbe::Recorder::WARMUP)
-    probe = BloatProbe.probe
-    probe.recorder = BloatProbe::Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
+    recorder = BloatProbe::Recorder.new(diagnosis_interval: diagnosis_interval, warmup: warmup)
     # Puma 6 logs through launcher.log_writer, Puma 5.6 through launcher.events.
     puma_log = launcher.respond_to?(:log_writer) ? launcher.log_writer : launcher.events
     log = ->(line) { puma_log.log(line) }
     cluster = launcher.options[:workers].to_i.positive?
     # Checked now, at boot: a bad setting stops Puma, naming it.
-    probe.guard = BloatProbe::Guard.from_env(restart: restart(cluster, log), log: log)
+    probe = BloatProbe::Probe.new(
+      recorder: recorder, cluster: cluster ? BloatProbe::Cluster.for_master : nil,
+      guard: BloatProbe::Guard.from_env(restart: restart(cluster, log), log: log, recorder: recorder),
+      trimmer: BloatProbe::Trimmer.from_env(recorder: recorder)
+    )
+    BloatProbe.probe = probe
     metrics_server = metrics_server(probe, cluster)
 
     if cluster
@@ -52,10 +59,7 @@ Puma::Plugin.create do
     else
       # Once the app has booted: a first diagnosis before Rails loads would report a
       # process a tenth of its working size.
-      launcher.events.on_booted do
-        probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
-        probe.guard&.start
-      end
+      launcher.events.on_booted { probe.start(interval: interval, log: log) }
     end
     # In cluster mode the master, once its workers have booted: a worker forked later
     # inherits the listener but never accepts on it.
@@ -72,15 +76,13 @@ Puma::Plugin.create do
 
   private
 
-  # The master only forks; each worker starts its own Reporter and Guard after it boots
-  # (threads do not survive fork).
+  # The master only forks; each worker starts the probe's threads after it boots (threads
+  # do not survive fork).
   def start_in_workers(launcher, probe, interval, log)
-    probe.cluster = BloatProbe::Cluster.for_master
     launcher.config.configure do |_user, file, _default|
       file.on_worker_boot do |index|
         probe.cluster.worker = index
-        probe.reporter = BloatProbe::Reporter.start(interval: interval, probe: probe, log: log)
-        probe.guard&.start
+        probe.start(interval: interval, log: log)
       end
     end
   end

@@ -129,15 +129,16 @@ class BloatTest < ActionDispatch::IntegrationTest
   end
 
   test "the dashboard lists the guard's decisions" do
-    probe = BloatProbe.probe
-    probe.guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, probe: probe,
-                                        restart: ->(_) { true }, log: ->(_) {})
-    probe.guard.tick
+    saved = BloatProbe.probe
+    guard = BloatProbe::Guard.new(budget: "1M", mode: "dry-run", strikes: 1, recorder: saved.recorder,
+                                  restart: ->(_) { true }, log: ->(_) {})
+    guard.tick
+    BloatProbe.probe = BloatProbe::Probe.new(recorder: saved.recorder, attribution: saved.attribution, guard: guard)
     with_switch(:dashboard) do
       get "/bloat", params: { refresh: 0 }
       assert_select "#guard li", /restart \(\w+\),\s+.*\s+of 1\.0 MiB \(dry run\)/m
     end
   ensure
-    probe.guard = nil
+    BloatProbe.probe = saved
   end
 end

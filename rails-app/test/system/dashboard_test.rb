@@ -28,12 +28,13 @@ class DashboardTest < ApplicationSystemTestCase
   # and each of its three series is drawn.
   test "after a load the verdict agrees with the free memory shown beside it" do
     # A Recorder of this test's own: other tests in this process take samples too.
-    saved = BloatProbe.probe.recorder
+    saved = BloatProbe.probe
     kept = Array.new(8) do |seed|
       Thread.new { BloatProbe.churn(count: 20_000, window: 20_000, retain: 0.01, seed: seed) }
     end.map(&:value)
     with_switch(:dashboard) do
-      recorder = BloatProbe.probe.recorder = BloatProbe::Recorder.new
+      recorder = BloatProbe::Recorder.new
+      BloatProbe.probe = BloatProbe::Probe.new(recorder: recorder)
       3.times { recorder.take } # what the Reporter does each interval under Puma
       visit "/bloat?refresh=0"
       free = Integer(find("#free-resident")["data-bytes"])
@@ -56,6 +57,6 @@ class DashboardTest < ApplicationSystemTestCase
     end
   ensure
     kept&.each(&:release)
-    BloatProbe.probe.recorder = saved if saved
+    BloatProbe.probe = saved
   end
 end

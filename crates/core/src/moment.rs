@@ -15,7 +15,8 @@ use crate::trend::{Sample, Trend};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Moment {
     pub stats: ArenaStats,
-    /// With detail: PSS, USS, swap and the arenas' resident bytes.
+    /// With detail: PSS, USS, swap (from a walk of smaps_rollup up to a minute old, while
+    /// RSS holds: see procfs::Reuse) and the arenas' resident bytes.
     pub memory: MemoryReading,
     pub cgroup: Cgroup,
     pub diagnosis: Diagnosis,
@@ -38,7 +39,8 @@ impl Moment {
     /// Reads this process now and diagnoses what it read.
     pub fn take(allocator: &Allocator, context: Context<'_>) -> Result<Moment, String> {
         let stats = arena_stats::read(allocator)?;
-        let memory = procfs::reading(true).map_err(|e| format!("reading /proc/self: {e}"))?;
+        let memory =
+            procfs::reading_reusing(Some(procfs::MOMENT_REUSE)).map_err(|e| format!("reading /proc/self: {e}"))?;
         let cgroup = cgroup::read(allocator.name == Kind::Glibc);
         Ok(Moment::judge(stats, memory, cgroup, context, now()))
     }

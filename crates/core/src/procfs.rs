@@ -8,9 +8,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::reading;
-use crate::schema::Unit::{Bytes, Count};
+use crate::schema::Unit::{Bytes, Count, Seconds};
 
 /// glibc reserves each non-main arena heap as 64 MiB of address space aligned to 64 MiB
 /// (HEAP_MAX_SIZE = 2 × DEFAULT_MMAP_THRESHOLD_MAX on 64-bit).
@@ -71,8 +72,12 @@ pub struct Detail {
     pub arena_resident: u64,
 }
 
+/// smaps_rollup walked now, and the arena heaps.
 pub fn detail() -> io::Result<Detail> {
-    let mut detail = parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?;
+    detail_from(parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?)
+}
+
+fn detail_from(mut detail: Detail) -> io::Result<Detail> {
     // The heaps' places from maps, their resident pages from the page table (mincore):
     // smaps would make the kernel walk and print every other mapping too, which took as
     // long as smaps_rollup itself in a fragmented 800 MB process.
@@ -85,7 +90,7 @@ pub fn detail() -> io::Result<Detail> {
 
 reading! {
     /// BloatProbe.memory: statm's figures always; the rest only when detail was asked for.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Clone, Copy, PartialEq, Default)]
     pub struct MemoryReading as "Memory" {
         rss: u64 => Bytes,
         anon: u64 => Bytes,
@@ -95,22 +100,79 @@ reading! {
         pss: Option<u64> => Bytes,
         uss: Option<u64> => Bytes,
         arena_resident: Option<u64> => Bytes,
+        /// How long ago the kernel walked the pages for pss, uss and swap (see Reuse).
+        rollup_age: Option<f64> => Seconds,
     }
 }
 
-/// statm, and with `with_detail` smaps_rollup and smaps too (milliseconds in a big process).
+/// statm, and with `with_detail` smaps_rollup (walked now) and the arena heaps.
 pub fn reading(with_detail: bool) -> io::Result<MemoryReading> {
+    if with_detail {
+        reading_reusing(None)
+    } else {
+        let Memory { rss, anon, file } = memory()?;
+        Ok(MemoryReading { rss, anon, file, ..MemoryReading::default() })
+    }
+}
+
+/// When a detailed reading may take PSS, USS and swap from the last walk of smaps_rollup
+/// instead of walking again: for them the kernel visits every resident page (about 15 ms
+/// for 300 MiB here), where the rest of a moment costs a few. The walk is reused while it
+/// is younger than `max_age` and RSS has moved by less than `rss_drift` (or a hundredth of
+/// RSS, whichever is more) since; a fork always walks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    pub max_age: Duration,
+    pub rss_drift: u64,
+}
+
+/// What a moment reuses: a minute's walk, while RSS holds within 1 MiB (or 1%).
+pub const MOMENT_REUSE: Reuse = Reuse { max_age: Duration::from_secs(60), rss_drift: 1 << 20 };
+
+impl Reuse {
+    /// Whether a walk `age` old, taken at RSS `then`, still stands for RSS `now`.
+    fn allows(self, age: Duration, then: u64, now: u64) -> bool {
+        age < self.max_age && then.abs_diff(now) < self.rss_drift.max(now / 100)
+    }
+}
+
+/// The last walk of smaps_rollup: when, in which line of forks, at what RSS, and what it gave.
+struct Walk {
+    at: Instant,
+    generation: u64,
+    rss: u64,
+    rollup: Detail,
+}
+
+/// statm, smaps_rollup (walked now, or reused as `reuse` allows) and the arena heaps.
+pub fn reading_reusing(reuse: Option<Reuse>) -> io::Result<MemoryReading> {
+    static LAST_WALK: Mutex<Option<Walk>> = Mutex::new(None);
     let Memory { rss, anon, file } = memory()?;
-    let detail = if with_detail { Some(detail()?) } else { None };
+    let generation = FORKS.load(Ordering::Relaxed);
+    let mut last = LAST_WALK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let reusable = last.as_ref().filter(|walk| {
+        walk.generation == generation && reuse.is_some_and(|reuse| reuse.allows(walk.at.elapsed(), walk.rss, rss))
+    });
+    let (rollup, age) = match reusable {
+        Some(walk) => (walk.rollup, walk.at.elapsed().as_secs_f64()),
+        None => {
+            let rollup = parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?;
+            *last = Some(Walk { at: Instant::now(), generation, rss, rollup });
+            (rollup, 0.0)
+        }
+    };
+    drop(last);
+    let detail = detail_from(rollup)?;
     Ok(MemoryReading {
         rss,
         anon,
         file,
-        swap: detail.map(|d| d.swap),
-        heap_mappings: detail.map(|d| d.heap_mappings),
-        pss: detail.map(|d| d.pss),
-        uss: detail.map(|d| d.uss),
-        arena_resident: detail.map(|d| d.arena_resident),
+        swap: Some(detail.swap),
+        heap_mappings: Some(detail.heap_mappings),
+        pss: Some(detail.pss),
+        uss: Some(detail.uss),
+        arena_resident: Some(detail.arena_resident),
+        rollup_age: Some(age),
     })
 }
 
@@ -335,6 +397,26 @@ mod tests {
         assert!(by_mincore + slack >= low && by_mincore <= high + slack, "{before} {by_mincore} {after}");
         assert!(by_mincore >= 32 << 20, "the held blocks are resident: {by_mincore}");
         assert_eq!(resident_in(0, 1 << 20, page), 0, "an unmapped range holds nothing");
+    }
+
+    /// A walk is reused while it is young and RSS holds; no reuse asked for, or an expired
+    /// one, walks again (age 0). Other tests move RSS meanwhile, hence the wide drift here.
+    #[test]
+    fn a_moment_reuses_the_last_rollup_walk_while_rss_holds() {
+        let first = reading_reusing(None).expect("a walk");
+        assert_eq!(first.rollup_age, Some(0.0));
+        let reuse = Reuse { max_age: Duration::from_secs(60), rss_drift: 1 << 30 };
+        let again = reading_reusing(Some(reuse)).expect("a reading");
+        assert!(again.rollup_age.is_some_and(|age| age > 0.0), "{again:?}");
+        assert_eq!(again.pss, first.pss);
+        let expired = Reuse { max_age: Duration::ZERO, ..reuse };
+        assert_eq!(reading_reusing(Some(expired)).expect("a reading").rollup_age, Some(0.0));
+        let minute = Duration::from_secs(60);
+        let mib = 1 << 20;
+        assert!(MOMENT_REUSE.allows(Duration::from_secs(59), 100 * mib, 100 * mib + mib / 2));
+        assert!(!MOMENT_REUSE.allows(minute, 100 * mib, 100 * mib), "too old");
+        assert!(!MOMENT_REUSE.allows(Duration::ZERO, 100 * mib, 102 * mib), "moved by 2 MiB");
+        assert!(MOMENT_REUSE.allows(Duration::ZERO, 2000 * mib, 2015 * mib), "under 1% of 2 GiB");
     }
 
     #[test]

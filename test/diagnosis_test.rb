@@ -58,6 +58,20 @@ class DiagnosisTest < Minitest::Test
     assert_match(/MALLOC_ARENA_MAX=2/, result[:remedies].first)
   end
 
+  # The rules given the figures a moment reported, without the process: the same
+  # diagnosis, word for word, as the moment's own (the figures cross to Rust and back).
+  def test_a_moment_s_figures_judged_again_give_its_diagnosis
+    result = run_child(<<~RUBY, {}, timeout: 120)
+      #{STRINGS}
+      moment = BloatProbe::Examiner.new.take
+      again = BloatProbe::Examiner.new.judge(moment.diagnosis.to_h, trend: moment.diagnosis.trend,
+                                             cgroup: moment.cgroup, taken_at: moment.diagnosis.taken_at)
+      puts JSON.dump(moment: moment.diagnosis.to_h, again: again.to_h)
+    RUBY
+    assert_equal "arena_fragmentation", result[:moment][:verdict]
+    assert_equal result[:moment], result[:again]
+  end
+
   def test_two_arenas_are_not_arena_fragmentation
     result = diagnose_after(STRINGS, "MALLOC_ARENA_MAX" => "2")
     assert_operator result[:arena_count], :<=, 2

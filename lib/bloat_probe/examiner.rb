@@ -31,6 +31,13 @@ module BloatProbe
       take.diagnosis
     end
 
+    # The rules applied to figures given, without reading the process: a Hash with a
+    # Diagnosis's figure fields (allocator, rss, pss, uss, malloc_in_use, free, trimmable,
+    # arena_count, arenas_holding_free, ruby_heap), a Trend or nil, a Cgroup or nil.
+    def judge(figures, trend: nil, cgroup: nil, taken_at: Time.now.to_f)
+      Diagnosis.from_h(Native.judge(figures.to_h, @thresholds, trend&.to_h, cgroup&.to_h, taken_at.to_f))
+    end
+
     private
 
     def ruby_heap_bytes

@@ -20,6 +20,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Glibc, Kind::Jemalloc, Kind::Tcmalloc, Kind::Mimalloc];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Glibc => "glibc",

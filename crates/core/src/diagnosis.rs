@@ -191,9 +191,19 @@ impl ArenaCap {
     /// glibc's cap counts the host's CPUs: a one-CPU container on a 64-core host may make
     /// 512 arenas. Some only where the cap passes 8 × the container's CPUs.
     pub fn of(cgroup: &Cgroup) -> Option<ArenaCap> {
-        let cpus = cgroup.cpu_quota.map(|quota| quota.ceil() as u64).or(cgroup.cpuset_cpus)?;
-        let cap = cgroup.arena_cap?;
-        (cap > 8 * cpus).then_some(ArenaCap { cap, container_cpus: cpus, online_cpus: cgroup.online_cpus })
+        Self::from_counts(cgroup.cpu_quota, cgroup.cpuset_cpus, cgroup.arena_cap, cgroup.online_cpus)
+    }
+
+    /// From a cgroup's CPU quota, cpuset size, glibc's cap and the host's online CPUs.
+    pub fn from_counts(
+        cpu_quota: Option<f64>,
+        cpuset_cpus: Option<u64>,
+        arena_cap: Option<u64>,
+        online_cpus: u64,
+    ) -> Option<ArenaCap> {
+        let cpus = cpu_quota.map(|quota| quota.ceil() as u64).or(cpuset_cpus)?;
+        let cap = arena_cap?;
+        (cap > 8 * cpus).then_some(ArenaCap { cap, container_cpus: cpus, online_cpus })
     }
 }
 

@@ -5,10 +5,11 @@
 use super::allocator::live;
 use super::errors::{arg_error, probe_error, range_error, type_error, ProbeClass};
 use super::fields::to_hash;
-use bloat_probe_core::diagnosis::{RubyHeap, Verdict};
+use bloat_probe_core::allocator::Kind as Allocator;
+use bloat_probe_core::diagnosis::{ArenaCap, Diagnosis, Figures, RubyHeap, Verdict};
 use bloat_probe_core::moment::{Context, Moment};
 use bloat_probe_core::thresholds::{Kind, ThresholdError, Thresholds};
-use bloat_probe_core::trend::Sample;
+use bloat_probe_core::trend::{Sample, Trend};
 use magnus::value::ReprValue;
 use magnus::{r_hash::ForEach, Error, Float, Integer, IntoValue, RArray, RHash, Ruby, Symbol, Value};
 
@@ -65,6 +66,69 @@ pub fn moment(
     hash.aset(ruby.to_symbol("cgroup"), to_hash(ruby, &moment.cgroup)?)?;
     hash.aset(ruby.to_symbol("diagnosis"), to_hash(ruby, &moment.diagnosis)?)?;
     Ok(hash)
+}
+
+/// Native.judge(figures, thresholds, trend, cgroup, taken_at): the rules applied to figures
+/// given as a Diagnosis's Hash has them (the readings' figures, a Trend's and a Cgroup's
+/// Hashes or nil), without reading the process.
+pub fn judge(
+    ruby: &Ruby,
+    figures: RHash,
+    thresholds: Value,
+    trend: Option<RHash>,
+    cgroup: Option<RHash>,
+    taken_at: f64,
+) -> Result<RHash, Error> {
+    let thresholds = from_ruby(ruby, thresholds)?;
+    let allocator: String = figures.fetch(ruby.to_symbol("allocator"))?;
+    let (name, version) = allocator.split_once(' ').unwrap_or((allocator.as_str(), ""));
+    let kind = Allocator::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .ok_or_else(|| arg_error(ruby, format!("unknown allocator {name:?} in {allocator:?}")))?;
+    let field = |name: &str| figures.fetch::<_, Option<u64>>(ruby.to_symbol(name));
+    let figures = Figures {
+        allocator: kind,
+        allocator_version: version.to_string(),
+        rss: figures.fetch(ruby.to_symbol("rss"))?,
+        pss: field("pss")?,
+        uss: field("uss")?,
+        malloc_in_use: field("malloc_in_use")?,
+        free: field("free")?,
+        trimmable: field("trimmable")?,
+        arena_count: field("arena_count")?,
+        arenas_holding_free: field("arenas_holding_free")?,
+        ruby_heap: field("ruby_heap")?,
+    };
+    let trend = trend
+        .map(|trend| -> Result<Trend, Error> {
+            let rate = |name: &str| trend.fetch::<_, Option<f64>>(ruby.to_symbol(name));
+            let bytes = |name: &str| trend.fetch::<_, Option<u64>>(ruby.to_symbol(name));
+            Ok(Trend {
+                samples: trend.fetch(ruby.to_symbol("samples"))?,
+                seconds: trend.fetch(ruby.to_symbol("seconds"))?,
+                in_use_per_hour: rate("in_use_per_hour")?,
+                ruby_heap_per_hour: rate("ruby_heap_per_hour")?,
+                rss_per_hour: rate("rss_per_hour")?,
+                baseline_in_use: bytes("baseline_in_use")?,
+                baseline_ruby_heap: bytes("baseline_ruby_heap")?,
+                baseline_rss: trend.fetch(ruby.to_symbol("baseline_rss"))?,
+            })
+        })
+        .transpose()?;
+    let arena_cap = match cgroup {
+        Some(cgroup) => {
+            let count = |name: &str| cgroup.fetch::<_, Option<u64>>(ruby.to_symbol(name));
+            ArenaCap::from_counts(
+                cgroup.fetch::<_, Option<f64>>(ruby.to_symbol("cpu_quota"))?,
+                count("cpuset_cpus")?,
+                count("arena_cap")?,
+                cgroup.fetch(ruby.to_symbol("online_cpus"))?,
+            )
+        }
+        None => None,
+    };
+    to_hash(ruby, &Diagnosis::judge(&figures, &thresholds, trend, arena_cap, taken_at))
 }
 
 fn to_ruby(ruby: &Ruby, thresholds: &Thresholds) -> Result<RHash, Error> {

@@ -138,12 +138,17 @@ module BloatProbe
     end
   end
 
-  # The headline reading: glibc's arenas as malloc_info reports them.
+  # The headline reading: what the allocator holds; under glibc, its arenas as malloc_info
+  # reports them (#glibc, an ArenaStats::Glibc), under jemalloc its statistics (#jemalloc).
   class ArenaStats
-    # False under jemalloc, tcmalloc or mimalloc: then the arena fields are nil.
+    # False under jemalloc, tcmalloc or mimalloc: then the arena figures are nil.
     def glibc?
       allocator == :glibc
     end
+
+    # glibc's figures, read here as in the console (stats.arena_count, stats.free): nil
+    # under another allocator.
+    Glibc.members.each { |field| define_method(field) { glibc&.public_send(field) } }
 
     # Bytes malloc'd and not freed, whichever allocator can tell: glibc's arenas and
     # mmapped chunks, or jemalloc's allocated; nil under tcmalloc or mimalloc.

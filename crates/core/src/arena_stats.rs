@@ -8,20 +8,31 @@ use crate::schema::Unit::{Bytes, Count, Name, Reading, Readings, Text};
 use crate::{glibc, procfs};
 
 reading! {
-    /// The glibc fields are None under another allocator: its arenas exist but serve
-    /// nothing, and zeros would read as real figures.
+    /// glibc's arenas as malloc_info reports them, one entry each, with their totals and
+    /// the chunks glibc mmapped outside them.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GlibcArenas as "ArenaStats::Glibc" {
+        arena_count: u64 => Count,
+        system: u64 => Bytes,
+        in_use: u64 => Bytes,
+        free: u64 => Bytes,
+        mmap_count: u64 => Count,
+        mmap_bytes: u64 => Bytes,
+        arenas: Vec<Arena> => Readings(&Arena::SCHEMA),
+    }
+}
+
+reading! {
+    /// What the allocator serving the process holds: glibc's arenas, or jemalloc's
+    /// statistics. `glibc` is None under another allocator (its arenas exist but serve
+    /// nothing, and zeros would read as real figures); both are None under tcmalloc or
+    /// mimalloc, which bloat_probe cannot read.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct ArenaStats as "ArenaStats" {
         allocator: Kind => Name,
         allocator_version: String => Text,
         rss: u64 => Bytes,
-        arena_count: Option<u64> => Count,
-        system: Option<u64> => Bytes,
-        in_use: Option<u64> => Bytes,
-        free: Option<u64> => Bytes,
-        mmap_count: Option<u64> => Count,
-        mmap_bytes: Option<u64> => Bytes,
-        arenas: Option<Vec<Arena>> => Readings(&Arena::SCHEMA),
+        glibc: Option<GlibcArenas> => Reading(&GlibcArenas::SCHEMA),
         jemalloc: Option<JemallocStats> => Reading(&JemallocStats::SCHEMA),
     }
 }
@@ -29,19 +40,8 @@ reading! {
 /// Reads the process's allocator: `live` is what `allocator::detect` found.
 pub fn read(live: &Allocator) -> Result<ArenaStats, String> {
     let rss = procfs::memory().map_err(|e| format!("reading /proc/self/statm: {e}"))?.rss;
-    let mut stats = ArenaStats {
-        allocator: live.name,
-        allocator_version: live.version.clone(),
-        rss,
-        arena_count: None,
-        system: None,
-        in_use: None,
-        free: None,
-        mmap_count: None,
-        mmap_bytes: None,
-        arenas: None,
-        jemalloc: None,
-    };
+    let mut stats =
+        ArenaStats { allocator: live.name, allocator_version: live.version.clone(), rss, glibc: None, jemalloc: None };
     if live.name != Kind::Glibc {
         // A jemalloc whose statistics fail to read still has its RSS shown.
         stats.jemalloc = allocator::preloaded_jemalloc_stats().and_then(Result::ok);
@@ -50,13 +50,15 @@ pub fn read(live: &Allocator) -> Result<ArenaStats, String> {
     let xml = glibc::malloc_info_xml().map_err(|e| format!("malloc_info: {e}"))?;
     let info = malloc_info::parse(&xml).map_err(|e| e.to_string())?;
     let page = procfs::page_size();
-    stats.arena_count = Some(info.arenas.len() as u64);
-    stats.system = Some(info.system_bytes());
-    stats.in_use = Some(info.in_use_bytes());
-    stats.free = Some(info.free_bytes());
-    stats.mmap_count = Some(info.mmap_count);
-    stats.mmap_bytes = Some(info.mmap_bytes);
-    stats.arenas = Some(info.arenas.iter().map(|arena| arena.summary(page)).collect());
+    stats.glibc = Some(GlibcArenas {
+        arena_count: info.arenas.len() as u64,
+        system: info.system_bytes(),
+        in_use: info.in_use_bytes(),
+        free: info.free_bytes(),
+        mmap_count: info.mmap_count,
+        mmap_bytes: info.mmap_bytes,
+        arenas: info.arenas.iter().map(|arena| arena.summary(page)).collect(),
+    });
     Ok(stats)
 }
 
@@ -74,15 +76,16 @@ mod tests {
         let stats = read(&allocator::detect()).expect("arena_stats");
         let after = glibc::mallinfo();
         let slack = 4 << 20;
-        let between = |value: Option<u64>, a: usize, b: usize| {
-            let (value, a, b) = (value.expect("a glibc figure"), a as u64, b as u64);
+        let glibc = stats.glibc.as_ref().expect("glibc's arenas");
+        let between = |value: u64, a: usize, b: usize| {
+            let (a, b) = (a as u64, b as u64);
             value + slack >= a.min(b) && value <= a.max(b) + slack
         };
-        assert!(between(stats.system, before.arena, after.arena), "{:?} {before:?} {after:?}", stats.system);
-        assert!(between(stats.in_use, before.uordblks, after.uordblks), "{:?} {before:?} {after:?}", stats.in_use);
-        assert!(between(stats.free, before.fordblks, after.fordblks), "{:?} {before:?} {after:?}", stats.free);
+        assert!(between(glibc.system, before.arena, after.arena), "{} {before:?} {after:?}", glibc.system);
+        assert!(between(glibc.in_use, before.uordblks, after.uordblks), "{} {before:?} {after:?}", glibc.in_use);
+        assert!(between(glibc.free, before.fordblks, after.fordblks), "{} {before:?} {after:?}", glibc.free);
         assert!(stats.jemalloc.is_none());
-        assert!(stats.in_use >= Some(32 << 20), "{:?}", stats.in_use);
+        assert!(glibc.in_use >= 32 << 20, "{}", glibc.in_use);
         drop(std::hint::black_box(held));
     }
 }

@@ -22,7 +22,7 @@
 //! - `healthy`: none of these.
 
 use crate::allocator::Kind;
-use crate::arena_stats::ArenaStats;
+use crate::arena_stats::{ArenaStats, GlibcArenas};
 use crate::cgroup::Cgroup;
 use crate::format::bytes as size;
 use crate::procfs::MemoryReading;
@@ -131,13 +131,12 @@ impl Figures {
             malloc_in_use: None,
             free: None,
             trimmable: None,
-            arena_count: stats.arena_count,
+            arena_count: stats.glibc.as_ref().map(|glibc| glibc.arena_count),
             arenas_holding_free: None,
             ruby_heap: ruby_heap.map(|heap| heap.bytes),
         };
-        if let (Some(in_use), Some(free), Some(mmap), Some(arenas)) =
-            (stats.in_use, stats.free, stats.mmap_bytes, stats.arenas.as_ref())
-        {
+        if let Some(GlibcArenas { in_use, free, mmap_bytes: mmap, arenas, .. }) = &stats.glibc {
+            let (in_use, free, mmap) = (*in_use, *free, *mmap);
             let resident_free = memory.arena_resident.map_or(free, |resident| resident.saturating_sub(in_use));
             figures.malloc_in_use = Some(in_use + mmap);
             figures.free = Some(free.min(resident_free));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Every reading Ruby sees, nested ones included; a nested reading after its parent.
-const READINGS: [&Schema; 14] = [
+const READINGS: [&Schema; 15] = [
     &glibc::Mallinfo::SCHEMA,
     &glibc::TrimResult::SCHEMA,
     &procfs::MemoryReading::SCHEMA,
@@ -19,6 +19,7 @@ const READINGS: [&Schema; 14] = [
     &allocator::JemallocStats::SCHEMA,
     &malloc_info::Arena::SCHEMA,
     &arena_stats::ArenaStats::SCHEMA,
+    &arena_stats::GlibcArenas::SCHEMA,
     &malloc_stats::MallocStats::SCHEMA,
     &malloc_stats::ArenaLine::SCHEMA,
     &workload::ChurnResult::SCHEMA,

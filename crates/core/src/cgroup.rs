@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::reading;
-use crate::schema::Unit::{Bytes, Count};
+use crate::schema::Unit::{Bytes, Count, Cpus};
 
 /// A v1 limit at or above this is "no limit" (the kernel's PAGE_COUNTER_MAX in bytes).
 const V1_UNLIMITED: u64 = 1 << 62;
@@ -25,7 +25,7 @@ reading! {
         memory_usage: Option<u64> => Bytes,
         anon: Option<u64> => Bytes,
         file: Option<u64> => Bytes,
-        cpu_quota: Option<f64> => Count,
+        cpu_quota: Option<f64> => Cpus,
         cpuset_cpus: Option<u64> => Count,
         online_cpus: u64 => Count,
         arena_cap: Option<u64> => Count,

@@ -28,13 +28,11 @@ pub struct ArenaInfo {
     pub free_chunks: Vec<FreeChunks>,
 }
 
-/// One `<size from to total count>` line: `count` free chunks between `from` and `to`
-/// bytes. glibc sums the chunks' raw size words, so `total` includes up to 7 flag bits
-/// per chunk.
+/// One `<size from to total count>` line: `count` free chunks of one size class (its
+/// bounds are not kept: the trim estimate needs only the sum and the count). glibc sums the
+/// chunks' raw size words, so `total` includes up to 7 flag bits per chunk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreeChunks {
-    pub from: u64,
-    pub to: u64,
     pub total: u64,
     pub count: u64,
 }
@@ -154,12 +152,7 @@ pub fn parse(xml: &str) -> Result<MallocInfo, ParseError> {
                 b"malloc" => saw_root = true,
                 b"size" | b"unsorted" => {
                     let arena = current.as_mut().ok_or_else(|| error("<size> outside <heap>"))?;
-                    arena.free_chunks.push(FreeChunks {
-                        from: attr(&tag, b"from")?,
-                        to: attr(&tag, b"to")?,
-                        total: attr(&tag, b"total")?,
-                        count: attr(&tag, b"count")?,
-                    });
+                    arena.free_chunks.push(FreeChunks { total: attr(&tag, b"total")?, count: attr(&tag, b"count")? });
                 }
                 b"heap" => current = Some(ArenaInfo { index: attr(&tag, b"nr")?, ..Default::default() }),
                 b"total" | b"system" | b"aspace" => record(&tag, current.as_mut(), &mut info)?,
@@ -254,7 +247,7 @@ mod tests {
 
     #[test]
     fn trim_estimate_counts_whole_pages_inside_free_chunks() {
-        let chunks = |from, to, total, count| FreeChunks { from, to, total, count };
+        let chunks = |total, count| FreeChunks { total, count };
         let arena = |index, free_chunks: Vec<FreeChunks>, rest_bytes| ArenaInfo {
             index,
             rest_bytes,
@@ -263,7 +256,7 @@ mod tests {
             ..Default::default()
         };
         // Small chunks release nothing; 10 chunks of 16 KiB release 12 KiB - 48 B each.
-        let small_and_large = vec![chunks(1057, 3000, 20_000, 10), chunks(16_385, 16_385, 163_850, 10)];
+        let small_and_large = vec![chunks(20_000, 10), chunks(163_850, 10)];
         let other = arena(3, small_and_large.clone(), 183_850 + 1_000_000);
         assert_eq!(other.trimmable(4096), 163_850 - 10 * (48 + 4096));
         // The main arena also hands back its top chunk (what is free outside the bins).
@@ -275,7 +268,7 @@ mod tests {
     fn reads_the_free_chunk_histogram() {
         let info = parse(MANY).expect("parse");
         let main = &info.arenas[0];
-        assert_eq!(main.free_chunks[0], FreeChunks { from: 1057, to: 1073, total: 4260, count: 4 });
+        assert_eq!(main.free_chunks[0], FreeChunks { total: 4260, count: 4 });
         assert!(info.arenas.iter().all(|a| !a.free_chunks.is_empty()));
         let estimate: u64 = info.arenas.iter().map(|a| a.trimmable(4096)).sum();
         assert!(estimate > 0 && estimate < info.free_bytes(), "{estimate}");

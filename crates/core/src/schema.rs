@@ -12,6 +12,8 @@ use std::time::Duration;
 pub enum Unit {
     Bytes,
     Count,
+    /// A number of CPUs, a fraction where a quota allows part of one.
+    Cpus,
     Seconds,
     Flag,
     Text,
@@ -33,6 +35,7 @@ impl Unit {
         match self {
             Unit::Bytes => "bytes",
             Unit::Count => "count",
+            Unit::Cpus => "cpus",
             Unit::Seconds => "seconds",
             Unit::Flag => "flag",
             Unit::Text => "text",

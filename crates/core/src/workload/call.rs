@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::budget::{self, RetainedBlocks};
+use super::retain_limit::{self, RetainedBlocks};
 use super::worker::{Progress, Worker};
-use super::{ChurnError, ChurnSpec, Outcome, Source};
+use super::{ChurnAllocator, ChurnError, ChurnSpec, Outcome};
 use crate::panic_boundary::catch_panic;
 
 /// What a slice of work ended with.
@@ -25,7 +25,7 @@ pub struct Churn {
     work: Work,
     started: Instant,
     threads: u64,
-    source: Source,
+    allocator: ChurnAllocator,
     /// Set by the calling thread's worker when it fails; never from outside.
     stop: AtomicBool,
 }
@@ -46,13 +46,13 @@ impl Churn {
     pub fn start(spec: &ChurnSpec) -> Result<Churn, ChurnError> {
         // Zero-sized blocks would be undefined behaviour for jemalloc: never run unchecked.
         spec.validate().map_err(ChurnError::Invalid)?;
-        budget::watch_forks();
+        retain_limit::watch_forks();
         let work = match spec.threads {
             None => Work::Calling(Worker::new(spec, 0)),
             Some(n) => Work::Spawned(Spawned::start(spec, n)?),
         };
         let threads = spec.threads.unwrap_or(1);
-        Ok(Churn { work, started: Instant::now(), threads, source: spec.source, stop: AtomicBool::new(false) })
+        Ok(Churn { work, started: Instant::now(), threads, allocator: spec.allocator, stop: AtomicBool::new(false) })
     }
 
     /// Works until the call is done, about `slice` has passed, or `pause` is set (by
@@ -80,7 +80,7 @@ impl Churn {
         let mut outcome = Outcome {
             allocations: 0,
             bytes: 0,
-            retained: RetainedBlocks::empty(self.source),
+            retained: RetainedBlocks::empty(self.allocator),
             elapsed: self.started.elapsed(),
             threads: self.threads,
         };
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn runs_on_the_bundled_jemalloc_too() {
-        let s = ChurnSpec { retain: 0.5, source: Source::BundledJemalloc, ..spec() };
+        let s = ChurnSpec { retain: 0.5, allocator: ChurnAllocator::BundledJemalloc, ..spec() };
         let before = crate::bundled_jemalloc::stats().expect("stats").allocated;
         let outcome = run(&s, &AtomicBool::new(false)).expect("run");
         let during = crate::bundled_jemalloc::stats().expect("stats").allocated;

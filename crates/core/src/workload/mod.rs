@@ -2,24 +2,24 @@
 //! free the rest out of order. Freed chunks between kept ones fragment an arena, which is
 //! what makes glibc's arenas hold memory that nothing uses.
 //!
-//! `spec` says what a call does and checks it, `sizes` draws the block sizes, `source`
-//! allocates them, `budget` counts them against the retain limit, `worker` is one thread's
-//! share, and `call` runs a call in slices.
+//! `spec` says what a call does and checks it, `sizes` draws the block sizes, `allocator`
+//! allocates them, `retain_limit` counts them against the process-wide limit, `worker` is
+//! one thread's share, and `call` runs a call in slices.
 
-mod budget;
+mod allocator;
 mod call;
+mod retain_limit;
 mod sizes;
-mod source;
 mod spec;
 mod worker;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use budget::{retain_limit, retained_bytes, set_retain_limit, RetainedBlocks};
+pub use allocator::ChurnAllocator;
 pub use call::{Churn, Step};
+pub use retain_limit::{retain_limit, retained_bytes, set_retain_limit, RetainedBlocks};
 pub use sizes::{Distribution, Rng, Sizes};
-pub use source::Source;
 pub use spec::{Bounds, ChurnSpec, RangeError, BLOCK_SIZE, COUNT, RETAIN, THREADS, WINDOW};
 
 use crate::reading;
@@ -36,7 +36,7 @@ pub struct Outcome {
     pub threads: u64,
 }
 
-impl FieldValue for Source {
+impl FieldValue for ChurnAllocator {
     fn value(&self) -> Value<'_> {
         Value::Name(self.name())
     }
@@ -59,13 +59,13 @@ reading! {
         retained_bytes: usize => Bytes,
         elapsed: Duration => Seconds,
         threads: u64 => Count,
-        allocator: Source => Name,
+        allocator: ChurnAllocator => Name,
         retained: RetainedBlocks => Object,
     }
 }
 
 impl Outcome {
-    pub fn into_result(self, allocator: Source) -> ChurnResult {
+    pub fn into_result(self, allocator: ChurnAllocator) -> ChurnResult {
         ChurnResult {
             allocations: self.allocations,
             bytes: self.bytes,

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::budget::retain_limit;
-use super::{Distribution, Source};
+use super::retain_limit::retain_limit;
+use super::{ChurnAllocator, Distribution};
 
 /// An option's allowed values, from min to max inclusive: checked here, and shown to Ruby
 /// (BloatProbe.churn_limits) from the same constants.
@@ -34,7 +34,7 @@ pub struct ChurnSpec {
     pub seed: u64,
     /// None: run on the calling thread. Some(n): n native threads at once.
     pub threads: Option<u64>,
-    pub source: Source,
+    pub allocator: ChurnAllocator,
 }
 
 impl Default for ChurnSpec {
@@ -48,7 +48,7 @@ impl Default for ChurnSpec {
             window: 256,
             seed: 1,
             threads: None,
-            source: Source::System,
+            allocator: ChurnAllocator::System,
         }
     }
 }

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::budget::{retain_limit, retained_bytes, Budget, RetainedBlocks};
+use super::allocator::touch;
+use super::retain_limit::{retain_limit, retained_bytes, Reservation, RetainedBlocks};
 use super::sizes::{thread_seed, Rng, Sizes};
-use super::source::touch;
 use super::{ChurnError, ChurnSpec, Outcome};
 
 /// Allocations between looks at the clock: a few microseconds of work.
@@ -23,7 +23,7 @@ pub(super) struct Worker {
     spec: ChurnSpec,
     sizes: Sizes,
     choices: Rng,
-    budget: Budget,
+    reservation: Reservation,
     transient: RetainedBlocks,
     retained: RetainedBlocks,
     done: u64,
@@ -37,9 +37,9 @@ impl Worker {
             spec: spec.clone(),
             sizes: Sizes::new(spec, seed),
             choices: Rng::new(seed.rotate_left(17)),
-            budget: Budget::new(),
-            transient: RetainedBlocks::empty(spec.source),
-            retained: RetainedBlocks::empty(spec.source),
+            reservation: Reservation::new(),
+            transient: RetainedBlocks::empty(spec.allocator),
+            retained: RetainedBlocks::empty(spec.allocator),
             done: 0,
             allocated_bytes: 0,
         }
@@ -69,7 +69,7 @@ impl Worker {
             let size = self.sizes.next().unwrap_or(spec.min_size) as usize;
             let keep = self.choices.next_f64() < spec.retain;
             // Transient blocks are counted against the limit too, so the total is honest.
-            if !self.budget.take(size) {
+            if !self.reservation.take(size) {
                 stop.store(true, Ordering::Relaxed);
                 return Progress::Failed(ChurnError::LimitExceeded {
                     limit: retain_limit(),
@@ -77,8 +77,8 @@ impl Worker {
                     size,
                 });
             }
-            let Some(ptr) = spec.source.alloc(size) else {
-                self.budget.give_back(size);
+            let Some(ptr) = spec.allocator.alloc(size) else {
+                self.reservation.give_back(size);
                 stop.store(true, Ordering::Relaxed);
                 return Progress::Failed(ChurnError::OutOfMemory { size });
             };
@@ -90,29 +90,29 @@ impl Worker {
             if keep {
                 self.retained.push(ptr, size);
             } else if window == 0 {
-                // SAFETY: just allocated from this source with this size.
-                unsafe { spec.source.free(ptr, size) };
-                self.budget.give_back(size);
+                // SAFETY: just allocated from this allocator with this size.
+                unsafe { spec.allocator.free(ptr, size) };
+                self.reservation.give_back(size);
             } else if self.transient.count() < window {
                 self.transient.push(ptr, size);
             } else {
                 let slot = self.choices.below(window as u64) as usize;
                 let (old, old_size) = self.transient.replace(slot, ptr, size);
-                // SAFETY: the evicted block came from this source with old_size and leaves the set.
-                unsafe { spec.source.free(old, old_size) };
-                self.budget.give_back(old_size);
+                // SAFETY: the evicted block came from this allocator with old_size and leaves the set.
+                unsafe { spec.allocator.free(old, old_size) };
+                self.reservation.give_back(old_size);
             }
         }
         Progress::Finished
     }
 
-    /// What a finished worker keeps; its transient blocks and unused budget are freed when
+    /// What a finished worker keeps; its transient blocks and unused reservation are freed when
     /// the worker is dropped.
     pub(super) fn take_outcome(&mut self) -> Outcome {
         Outcome {
             allocations: self.done,
             bytes: self.allocated_bytes,
-            retained: std::mem::replace(&mut self.retained, RetainedBlocks::empty(self.spec.source)),
+            retained: std::mem::replace(&mut self.retained, RetainedBlocks::empty(self.spec.allocator)),
             elapsed: Duration::ZERO,
             threads: 1,
         }

@@ -5,7 +5,7 @@ use super::errors::{check_interrupts, probe_error, range_error, ProbeClass};
 use super::fields::to_hash;
 use super::nogvl::without_gvl;
 use super::retained::Retained;
-use bloat_probe_core::workload::{self, Bounds, Churn, ChurnError, ChurnSpec, Distribution, Source, Step};
+use bloat_probe_core::workload::{self, Bounds, Churn, ChurnAllocator, ChurnError, ChurnSpec, Distribution, Step};
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::value::ReprValue;
 use magnus::{Error, RHash, Ruby, Value};
@@ -42,7 +42,7 @@ fn bounded(ruby: &Ruby, name: &str, value: Value, Bounds { min, max }: Bounds) -
 fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     let args = scan_args::<(), (), (), (), RHash, ()>(args)?;
     let options = get_kwargs::<_, (), Options, ()>(args.keywords, &[], &KEYWORDS)?.optional;
-    let (count, min_size, max_size, distribution, retain, window, seed, threads, source) = options;
+    let (count, min_size, max_size, distribution, retain, window, seed, threads, allocator) = options;
     let mut spec = ChurnSpec::default();
     if let Some(v) = count {
         spec.count = bounded(ruby, "count", v, workload::COUNT)?;
@@ -69,8 +69,9 @@ fn spec_from(ruby: &Ruby, args: &[Value]) -> Result<ChurnSpec, Error> {
     if let Some(v) = threads {
         spec.threads = Some(bounded(ruby, "threads", v, workload::THREADS)?);
     }
-    if let Some(v) = source {
-        spec.source = Source::ALL[choice(ruby, "allocator", v, &Source::ALL.map(Source::name))?];
+    if let Some(v) = allocator {
+        spec.allocator =
+            ChurnAllocator::ALL[choice(ruby, "allocator", v, &ChurnAllocator::ALL.map(ChurnAllocator::name))?];
     }
     // Checked by Churn::start, whose ChurnError::Invalid becomes a RangeError below.
     Ok(spec)
@@ -94,9 +95,9 @@ pub fn churn(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
             }
         }
     };
-    let result = outcome.into_result(spec.source);
+    let result = outcome.into_result(spec.allocator);
     let hash = to_hash(ruby, &result)?;
-    hash.aset(ruby.to_symbol("retained"), Retained::new(result.retained, spec.source))?;
+    hash.aset(ruby.to_symbol("retained"), Retained::new(result.retained, spec.allocator))?;
     Ok(hash)
 }
 

@@ -1,21 +1,21 @@
 //! BloatProbe::Retained: the blocks a churn call kept, freed by #release or by the GC.
 
-use bloat_probe_core::workload::{RetainedBlocks, Source};
+use bloat_probe_core::workload::{ChurnAllocator, RetainedBlocks};
 use magnus::{method, prelude::*, Error, RModule, Ruby, Symbol};
 use std::sync::{Mutex, MutexGuard};
 
 #[magnus::wrap(class = "BloatProbe::Retained", free_immediately, size)]
 pub struct Retained {
     blocks: Mutex<Option<RetainedBlocks>>,
-    source: Source,
+    allocator: ChurnAllocator,
     count: usize,
     bytes: usize,
 }
 
 impl Retained {
-    pub fn new(blocks: RetainedBlocks, source: Source) -> Self {
+    pub fn new(blocks: RetainedBlocks, allocator: ChurnAllocator) -> Self {
         let (count, bytes) = (blocks.count(), blocks.bytes());
-        Retained { blocks: Mutex::new(Some(blocks)), source, count, bytes }
+        Retained { blocks: Mutex::new(Some(blocks)), allocator, count, bytes }
     }
 
     fn held(&self) -> MutexGuard<'_, Option<RetainedBlocks>> {
@@ -33,7 +33,7 @@ impl Retained {
     }
 
     fn allocator(ruby: &Ruby, rb_self: &Self) -> Symbol {
-        ruby.to_symbol(rb_self.source.name())
+        ruby.to_symbol(rb_self.allocator.name())
     }
 
     fn count(&self) -> usize {
@@ -50,7 +50,7 @@ impl Retained {
             "#<BloatProbe::Retained {} blocks, {} bytes, {state}, allocator: {}>",
             self.count,
             self.bytes,
-            self.source.name()
+            self.allocator.name()
         )
     }
 }

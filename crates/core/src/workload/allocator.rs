@@ -6,30 +6,30 @@ use tikv_jemallocator::Jemalloc;
 
 /// Where the blocks come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum ChurnAllocator {
     /// The process's malloc (glibc, or whatever LD_PRELOAD put in its place).
     System,
     /// The jemalloc bundled in this library.
     BundledJemalloc,
 }
 
-impl Source {
-    pub const ALL: [Source; 2] = [Source::System, Source::BundledJemalloc];
+impl ChurnAllocator {
+    pub const ALL: [ChurnAllocator; 2] = [ChurnAllocator::System, ChurnAllocator::BundledJemalloc];
 
     /// As Ruby names it: `allocator: :system` or `:jemalloc`.
     pub fn name(self) -> &'static str {
         match self {
-            Source::System => "system",
-            Source::BundledJemalloc => "jemalloc",
+            ChurnAllocator::System => "system",
+            ChurnAllocator::BundledJemalloc => "jemalloc",
         }
     }
 
     pub(super) fn alloc(self, size: usize) -> Option<NonNull<u8>> {
         let ptr = match self {
             // SAFETY: malloc accepts any size and returns null on failure.
-            Source::System => unsafe { libc::malloc(size) }.cast::<u8>(),
+            ChurnAllocator::System => unsafe { libc::malloc(size) }.cast::<u8>(),
             // SAFETY: the layout has a non-zero size (validated: min_size >= 1).
-            Source::BundledJemalloc => unsafe { Jemalloc.alloc(block_layout(size)?) },
+            ChurnAllocator::BundledJemalloc => unsafe { Jemalloc.alloc(block_layout(size)?) },
         };
         NonNull::new(ptr)
     }
@@ -38,8 +38,8 @@ impl Source {
     /// `ptr` must come from `self.alloc(size)` and not have been freed.
     pub(super) unsafe fn free(self, ptr: NonNull<u8>, size: usize) {
         match self {
-            Source::System => libc::free(ptr.as_ptr().cast()),
-            Source::BundledJemalloc => {
+            ChurnAllocator::System => libc::free(ptr.as_ptr().cast()),
+            ChurnAllocator::BundledJemalloc => {
                 if let Some(layout) = block_layout(size) {
                     Jemalloc.dealloc(ptr.as_ptr(), layout)
                 }

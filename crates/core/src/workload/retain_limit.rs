@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use super::source::Source;
+use super::allocator::ChurnAllocator;
 
 pub const DEFAULT_RETAIN_LIMIT: usize = 2 << 30;
 
@@ -57,13 +57,13 @@ fn reserve(size: usize) -> bool {
 
 /// One thread's share of the limit, reserved from the global count a slice at a time:
 /// an atomic update per allocation would make two threads fight over one cache line.
-pub(super) struct Budget {
+pub(super) struct Reservation {
     credit: usize,
 }
 
-impl Budget {
+impl Reservation {
     pub(super) fn new() -> Self {
-        Budget { credit: 0 }
+        Reservation { credit: 0 }
     }
 
     const SLICE: usize = 4 << 20;
@@ -91,7 +91,7 @@ impl Budget {
     }
 }
 
-impl Drop for Budget {
+impl Drop for Reservation {
     fn drop(&mut self) {
         RETAINED_BYTES.fetch_sub(self.credit, Ordering::Relaxed);
     }
@@ -100,7 +100,7 @@ impl Drop for Budget {
 /// Blocks kept by a churn call, freed on drop.
 #[derive(Debug)]
 pub struct RetainedBlocks {
-    source: Source,
+    allocator: ChurnAllocator,
     blocks: Vec<(NonNull<u8>, usize)>,
     bytes: usize,
     /// Handed to a caller as a call's result (counted in RESULT_BYTES too).
@@ -112,8 +112,8 @@ pub struct RetainedBlocks {
 unsafe impl Send for RetainedBlocks {}
 
 impl RetainedBlocks {
-    pub fn empty(source: Source) -> Self {
-        RetainedBlocks { source, blocks: Vec::new(), bytes: 0, is_result: false }
+    pub fn empty(allocator: ChurnAllocator) -> Self {
+        RetainedBlocks { allocator, blocks: Vec::new(), bytes: 0, is_result: false }
     }
 
     pub fn count(&self) -> usize {
@@ -151,8 +151,8 @@ impl RetainedBlocks {
 impl Drop for RetainedBlocks {
     fn drop(&mut self) {
         for &(ptr, size) in &self.blocks {
-            // SAFETY: every block came from self.source.alloc(size) and is freed once here.
-            unsafe { self.source.free(ptr, size) };
+            // SAFETY: every block came from self.allocator.alloc(size) and is freed once here.
+            unsafe { self.allocator.free(ptr, size) };
         }
         RETAINED_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
         if self.is_result {

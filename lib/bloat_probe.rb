@@ -40,6 +40,7 @@ require_relative "bloat_probe/cluster"
 require_relative "bloat_probe/reporter"
 require_relative "bloat_probe/guard"
 require_relative "bloat_probe/guard/budget"
+require_relative "bloat_probe/guard/remedies"
 
 module BloatProbe
   class << self

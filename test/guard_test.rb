@@ -37,7 +37,8 @@ class GuardTest < Minitest::Test
       rss_before = vm_rss.call
       decisions = Array.new(#{ticks}) { guard.tick.to_h }
       puts JSON.dump(decisions: decisions, restarts: restarts, lines: lines, released: guard.released_bytes,
-                     rss_drop: rss_before - vm_rss.call)
+                     rss_drop: rss_before - vm_rss.call,
+                     actions: guard.actions.map { |(action, verdict), count| [action, verdict, count] })
     RUBY
   end
 
@@ -69,11 +70,14 @@ class GuardTest < Minitest::Test
                  result[:lines][1])
   end
 
+  # Past its strikes every check decides "restart" again: logged and counted once.
   def test_dry_run_decides_and_logs_the_same_and_does_nothing
-    result = guard_in_child(LIVE, budget: "'100M'", mode: "dry-run")
-    assert_equal %w[none restart restart], result[:decisions].map { _1[:action] }
+    result = guard_in_child(LIVE, budget: "'100M'", mode: "dry-run", ticks: 5)
+    assert_equal %w[none restart restart restart restart], result[:decisions].map { _1[:action] }
     assert_empty result[:restarts]
     assert(result[:lines].all? { |line| line.include?("mode=dry-run") })
+    assert_equal 2, result[:lines].size, result[:lines].join("\n")
+    assert_equal [["restart", "live_native", 1]], result[:actions]
   end
 
   # The Trimmer with a floor (the bench's `trim`): a fragmented process is trimmed once,

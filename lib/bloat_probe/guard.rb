@@ -11,7 +11,10 @@ module BloatProbe
   #   then stops within its timeout for its supervisor to start it again); where nothing
   #   can restart it (Puma in single mode) it says so instead.
   # In dry-run it decides the same and does nothing. Every decision is one logfmt line,
-  # counted in the metrics, and kept (the last HISTORY) for the dashboard.
+  # counted in the metrics, and kept (the last HISTORY) for the dashboard; in dry-run a
+  # decision that repeats the last one (past its strikes, every check would say restart
+  # again) is neither logged, counted nor kept. Guard::Budget says what counts against the
+  # budget; Guard::Remedies acts.
   class Guard
     include Periodic
 
@@ -52,16 +55,11 @@ module BloatProbe
         raise ArgumentError, "mode must be one of #{MODES.join(", ")}, got #{BloatProbe.excerpt(mode)}"
       end
 
-      unless restart.respond_to?(:call)
-        raise TypeError,
-              "restart must respond to #call, got #{BloatProbe.excerpt(restart)}"
-      end
-
+      @remedies = Remedies.new(restart: restart, dry_run: mode == "dry-run")
       @mode = mode
       @strikes = BloatProbe.check_number("strikes", strikes, STRIKES, Integer)
       @interval = BloatProbe.check_number("interval", interval, INTERVALS, unit: " seconds")
       @recorder = recorder
-      @restart = restart
       @log = log
       @over = 0
       @actions = Hash.new(0)
@@ -82,7 +80,7 @@ module BloatProbe
       @over += 1
       verdict = moment.diagnosis.verdict
       after = before
-      if moment.diagnosis.freeable? && (freed = give_back)
+      if moment.diagnosis.freeable? && (freed = @remedies.give_back)
         after = @budget.used_now
         @released_bytes += [before - after, 0].max unless dry_run?
         if after <= limit
@@ -113,20 +111,15 @@ module BloatProbe
 
     def work_first? = false
 
-    # Trim (glibc) or purge (jemalloc); the action taken, or nil where neither applies.
-    def give_back
-      allocator = BloatProbe.allocator.name
-      action = { glibc: :trim, jemalloc: :purge }[allocator] or return
-      unless dry_run?
-        action == :trim ? BloatProbe.trim : BloatProbe.jemalloc_purge
-      end
-      action
-    end
-
     def decide(action, reason, verdict, before, after, limit)
       decision = Decision.new(time: Time.now.to_f, action: action, reason: reason, verdict: verdict, before: before,
                               after: after, budget: limit, strikes: @over, dry_run: dry_run?)
-      restarted = action == :restart && !dry_run? ? @restart.call(decision) : nil
+      # In dry-run nothing changes between checks past the strikes: the same decision once.
+      repeated = dry_run? && @last_decided == [action, verdict]
+      @last_decided = [action, verdict]
+      return decision if repeated
+
+      restarted = action == :restart ? @remedies.restart(decision) : nil
       @lock.synchronize do
         @actions[[action, verdict]] += 1 unless action == :none
         @decisions << decision

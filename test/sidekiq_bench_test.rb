@@ -17,6 +17,26 @@ class SidekiqBenchTest < Minitest::Test
       "RESULTS_DIR" => results, "PLOT" => "0" }
   end
 
+  # The jobs reach the queue in the workload's order: one export in 200, each where it
+  # falls, not gathered after the light jobs of its batch (they would run together).
+  def test_jobs_are_queued_in_the_order_the_workload_states
+    require_relative "../bench/allocator_bench/workloads"
+    settings = Struct.new(:jobs, :threads).new(1000, 25)
+    workload = AllocatorBench::Workloads::Sidekiq.new(settings)
+    Dir.mktmpdir("bloat_probe-queue") do |dir|
+      worker = AllocatorBench::SidekiqWorker.new(nil, threads: 25, log_path: File.join(dir, "sidekiq.log")).connect
+      begin
+        worker.enqueue(1000, workload.method(:job))
+        queued = worker.queued_classes
+      ensure
+        worker.stop
+      end
+      assert_equal 1000, queued.size
+      exports = queued.each_index.select { |i| queued[i] == "ExportJob" }
+      assert_equal [199, 399, 599, 799, 999], exports
+    end
+  end
+
   def test_a_small_run_processes_the_jobs_and_leaves_nothing_running
     Dir.mktmpdir("bloat_probe-sidekiq") do |results|
       out, err, status = Open3.capture3(bench_env(results), "timeout", "--kill-after=5", "300", RbConfig.ruby, SCRIPT,

@@ -54,12 +54,7 @@ module AllocatorBench
     end
 
     def start
-      require "sidekiq"
-      @redis = RedisServer.new(log_path: @log_path.sub(/\.log\z/, "-redis.log")).start
-      # A pool of this run's own: Sidekiq 7 keeps its global client's first Redis.
-      @pool = Sidekiq::RedisConnection.create(url: @redis.url, size: 2)
-      # redis-rb 4.8 (Debian 12) warns about Sidekiq 6.4's calls: its own API notices.
-      Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+      connect
       env = { "REDIS_URL" => @redis.url, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
               "BLOAT_PROBE_TRIM_INTERVAL" => nil, "BLOAT_PROBE_TRIM_MIN" => nil,
               "RUBYOPT" => nil }.merge(@config.server_env)
@@ -69,17 +64,40 @@ module AllocatorBench
       self
     end
 
-    # Enqueues `count` jobs, the i-th as job.call(i) says ([class name, arguments]), in
-    # batches, and yields the number done as it grows; returns the jobs' own durations
-    # (seconds) and the wall time.
+    # The bench's own redis-server and a pool on it, before any Sidekiq runs.
+    def connect
+      require "sidekiq"
+      @redis = RedisServer.new(log_path: @log_path.sub(/\.log\z/, "-redis.log")).start
+      # A pool of this run's own: Sidekiq 7 keeps its global client's first Redis.
+      @pool = Sidekiq::RedisConnection.create(url: @redis.url, size: 2)
+      # redis-rb 4.8 (Debian 12) warns about Sidekiq 6.4's calls: its own API notices.
+      Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
+      self
+    end
+
+    # Enqueues `count` jobs, the i-th as job.call(i) says ([class name, arguments]), in the
+    # order it states them: a bulk push takes one class, so each run of one class is one
+    # push, and an export stays where it falls among the light jobs.
+    def enqueue(count, job)
+      (0...count).each_slice(1000) do |slice|
+        slice.map { |i| job.call(i) }.chunk_while { |a, b| a.first == b.first }.each do |run|
+          push_bulk("class" => run.first.first, "args" => run.map(&:last))
+        end
+      end
+    end
+
+    # The classes of the jobs waiting in the default queue, in the order Sidekiq takes them
+    # (it pushes at the head and fetches from the tail).
+    def queued_classes
+      redis("LRANGE", "queue:default", 0, -1).reverse.map { |payload| JSON.parse(payload).fetch("class") }
+    end
+
+    # Enqueues `count` jobs (see #enqueue) and yields the number done as it grows; returns
+    # the jobs' own durations (seconds) and the wall time.
     def run_jobs(count, max_seconds:, job:)
       redis("DEL", DURATIONS)
       started = monotonic
-      (0...count).each_slice(1000) do |slice|
-        slice.map { |i| job.call(i) }.group_by(&:first).each do |name, jobs|
-          push_bulk("class" => name, "args" => jobs.map(&:last))
-        end
-      end
+      enqueue(count, job)
       loop do
         done = redis("LLEN", DURATIONS).to_i
         yield done if block_given?

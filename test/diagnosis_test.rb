@@ -88,6 +88,22 @@ class DiagnosisTest < Minitest::Test
     assert_operator result[:malloc_in_use], :>=, 200 * MiB
   end
 
+  # #25: during a Recorder's warm-up, memory in use is weighed against its first moment (what
+  # the process booted with): 200 MiB of strings built after it are live native memory;
+  # built before it, they are where the process started, and it is warming up.
+  def test_during_the_warm_up_memory_in_use_is_weighed_against_the_first_moment
+    result = run_child(<<~RUBY)
+      booted = BloatProbe::Recorder.new
+      booted.take(record: false)
+      $kept = Array.new(200) { "x" * (1 << 20) }
+      late = BloatProbe::Recorder.new
+      puts JSON.dump(grown: booted.take.diagnosis.to_h, booted_with: late.take.diagnosis.to_h)
+    RUBY
+    assert_equal "live_native", result[:grown][:verdict], result[:grown][:explanation]
+    assert_match(/\d+ MiB more than the .* in use at the process's first moment/, result[:grown][:explanation])
+    assert_equal "warming_up", result[:booted_with][:verdict], result[:booted_with][:explanation]
+  end
+
   def test_millions_of_small_objects_are_the_ruby_heap
     result = diagnose_after(<<~RUBY)
       $kept = Array.new(5_000_000) { Object.new }

@@ -21,10 +21,13 @@ module BloatProbe
 
     # Reads the process now and diagnoses what it read. warm: the samples since the
     # warm-up (oldest first), which the trend is drawn through with this moment when it
-    # is taken after warm_from; without them, growth cannot be told from a snapshot.
-    def take(warm: [], warm_from: Float::INFINITY)
+    # is taken after warm_from (seconds since the epoch); boot_in_use: memory in use at the
+    # process's first moment. Without them (a single reading), growth cannot be told and
+    # the process's start is not known.
+    def take(warm: [], warm_from: nil, boot_in_use: nil)
       samples = warm.map { |sample| [sample.time, sample.rss, sample.malloc_in_use, sample.ruby_heap] }
-      Moment.from_h(Native.moment(ruby_heap_bytes, RUBY_HEAP_IN_MALLOC, @thresholds, samples, warm_from.to_f))
+      Moment.from_h(Native.moment(ruby_heap_bytes, RUBY_HEAP_IN_MALLOC, @thresholds, samples, warm_from&.to_f,
+                                  boot_in_use))
     end
 
     def diagnosis

@@ -34,7 +34,11 @@ module BloatProbe
     # sample joins the history (the Reporter's ticks). Returns the Moment.
     def take(record: true)
       @lock.synchronize do
-        moment = @examiner.take(warm: @history.select { |sample| sample.time >= @warm_from }, warm_from: @warm_from)
+        moment = @examiner.take(warm: @history.select { |sample| sample.time >= @warm_from }, warm_from: @warm_from,
+                                boot_in_use: @boot_in_use)
+        # The first moment is what the process booted with: later ones weigh memory in
+        # use against it.
+        @boot_in_use ||= moment.diagnosis.malloc_in_use
         remember(moment.sample) if record
         @latest = moment
       end

@@ -16,9 +16,13 @@
 //! - `ruby_heap`: Ruby's object heap (GC.stat pages) is min_bytes and bulk_share of RSS or
 //!   more.
 //! - `unmeasured`: tcmalloc or mimalloc: what they hold free cannot be read.
-//! - `live_native`: memory malloc'd and in use is min_bytes and bulk_share of RSS or more,
-//!   and no trend yet tells whether it is steady. Once the trend shows it steady, the same
-//!   process is `healthy`, "a steady working set".
+//! - `live_native`: no trend yet tells whether memory in use is steady, and it is large:
+//!   what it has grown by since the process's first moment is min_bytes and bulk_share of
+//!   RSS or more (a single reading with no history, which knows no first moment, weighs
+//!   memory in use itself). Once the trend shows it steady, the process is `healthy`, "a
+//!   steady working set".
+//! - `warming_up`: during the warm-up, none of the above: caches fill, threads meet their
+//!   first requests, and no trend can be drawn yet.
 //! - `healthy`: none of these.
 
 use crate::allocator::Kind;
@@ -41,11 +45,12 @@ pub enum Verdict {
     RubyHeap,
     LiveNative,
     Unmeasured,
+    WarmingUp,
     Healthy,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 9] = [
         Verdict::ArenaFragmentation,
         Verdict::AllocatorRetained,
         Verdict::NativeGrowth,
@@ -53,6 +58,7 @@ impl Verdict {
         Verdict::RubyHeap,
         Verdict::LiveNative,
         Verdict::Unmeasured,
+        Verdict::WarmingUp,
         Verdict::Healthy,
     ];
 
@@ -65,6 +71,7 @@ impl Verdict {
             Verdict::RubyHeap => "ruby_heap",
             Verdict::LiveNative => "live_native",
             Verdict::Unmeasured => "unmeasured",
+            Verdict::WarmingUp => "warming_up",
             Verdict::Healthy => "healthy",
         }
     }
@@ -206,15 +213,29 @@ impl ArenaCap {
     }
 }
 
+/// Where the process stands against its warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// One reading with no history (BloatProbe.diagnose, a reader from outside): nothing
+    /// is known of the process's start.
+    Snapshot,
+    /// During the warm-up; `boot_in_use`: memory in use at the process's first moment
+    /// (None: this is it).
+    WarmingUp { boot_in_use: Option<u64> },
+    /// After it: the trend, once it has enough samples, tells steady from growth.
+    Warm { boot_in_use: Option<u64> },
+}
+
 impl Diagnosis {
     pub fn judge(
         figures: &Figures,
         thresholds: &Thresholds,
         trend: Option<Trend>,
+        phase: Phase,
         arena_cap: Option<ArenaCap>,
         taken_at: f64,
     ) -> Diagnosis {
-        let judge = Judge { figures, thresholds, trend: trend.as_ref() };
+        let judge = Judge { figures, thresholds, trend: trend.as_ref(), phase };
         let verdict = judge.verdict();
         Diagnosis {
             verdict,
@@ -240,6 +261,7 @@ struct Judge<'a> {
     figures: &'a Figures,
     thresholds: &'a Thresholds,
     trend: Option<&'a Trend>,
+    phase: Phase,
 }
 
 impl Judge<'_> {
@@ -262,12 +284,28 @@ impl Judge<'_> {
         if free.is_none() {
             return Verdict::Unmeasured;
         }
-        // Large and steady since the warm-up is a working set, not a finding.
-        let bulky = figures.malloc_in_use.is_some_and(|in_use| self.significant(in_use, self.thresholds.bulk_share));
-        if self.trend.is_none() && bulky {
+        // Large and steady since the warm-up is a working set, not a finding; memory a
+        // process booted with is its start, not a finding either.
+        let grown = self.in_use_since_boot().map(|(in_use, boot)| in_use.saturating_sub(boot.unwrap_or(0)));
+        if self.trend.is_none() && grown.is_some_and(|grown| self.significant(grown, self.thresholds.bulk_share)) {
             return Verdict::LiveNative;
         }
+        if matches!(self.phase, Phase::WarmingUp { .. }) {
+            return Verdict::WarmingUp;
+        }
         Verdict::Healthy
+    }
+
+    /// Memory in use now, and at the process's first moment where that is known (None in
+    /// a single reading; the first moment itself counts as its own start).
+    fn in_use_since_boot(&self) -> Option<(u64, Option<u64>)> {
+        let in_use = self.figures.malloc_in_use?;
+        Some(match self.phase {
+            Phase::Snapshot => (in_use, None),
+            Phase::WarmingUp { boot_in_use } | Phase::Warm { boot_in_use } => {
+                (in_use, Some(boot_in_use.unwrap_or(in_use)))
+            }
+        })
     }
 
     /// Rising at growth_per_hour or faster, and by min_growth at least over the trend's span.
@@ -313,11 +351,33 @@ impl Judge<'_> {
                  will not shrink it.",
                 share(figures.ruby_heap)
             ),
-            Verdict::LiveNative => format!(
-                "Memory malloc'd and still in use takes {}: big buffers, the contents of Ruby strings and arrays, \
-                 or garbage the GC has not collected yet. The allocator is not wasting it; whether it is a steady \
-                 working set or growth, the trend after the warm-up will tell.",
-                share(figures.malloc_in_use)
+            Verdict::LiveNative => {
+                let since = match self.in_use_since_boot() {
+                    Some((in_use, Some(boot))) => format!(
+                        ", {} more than the {} in use at the process's first moment",
+                        size(in_use.saturating_sub(boot) as f64),
+                        size(boot as f64)
+                    ),
+                    _ => String::new(),
+                };
+                format!(
+                    "Memory malloc'd and still in use takes {}{since}: big buffers, the contents of Ruby strings \
+                     and arrays, or garbage the GC has not collected yet. The allocator is not wasting it; whether \
+                     it is a steady working set or growth, the trend after the warm-up will tell.",
+                    share(figures.malloc_in_use)
+                )
+            }
+            Verdict::WarmingUp => format!(
+                "The process is warming up: caches fill and threads meet their first requests, so no trend is \
+                 drawn yet. So far: {} in use{}, {} free in the allocator, RSS {}; the allocator holds less free \
+                 than a finding needs.",
+                size(figures.malloc_in_use.unwrap_or(0) as f64),
+                match self.in_use_since_boot() {
+                    Some((_, Some(boot))) => format!(" ({} at its first moment)", size(boot as f64)),
+                    _ => String::new(),
+                },
+                size(figures.free.unwrap_or(0) as f64),
+                size(figures.rss as f64)
             ),
             Verdict::Unmeasured => {
                 let heap =
@@ -418,6 +478,9 @@ impl Judge<'_> {
             Verdict::Unmeasured => {
                 vec!["run once under glibc or jemalloc (LD_PRELOAD=libjemalloc.so.2) to measure what the allocator holds"]
             }
+            Verdict::WarmingUp => {
+                vec!["wait for the warm-up to end (BLOAT_PROBE_WARMUP): the trend then tells steady from growth"]
+            }
             Verdict::Healthy => vec![],
         };
         list.extend(texts.into_iter().map(String::from));
@@ -453,7 +516,7 @@ mod tests {
     }
 
     fn judge(figures: &Figures, trend: Option<Trend>) -> Diagnosis {
-        Diagnosis::judge(figures, &Thresholds::default(), trend, None, 0.0)
+        Diagnosis::judge(figures, &Thresholds::default(), trend, Phase::Snapshot, None, 0.0)
     }
 
     fn growing(per_hour: f64, seconds: f64) -> Trend {
@@ -523,6 +586,43 @@ mod tests {
         assert_eq!(judge(&busy, Some(growing(3600.0 * MIB as f64, 5.0))).verdict, Verdict::Healthy);
     }
 
+    /// #25: a process that just booted is warming up, however much it holds in use; live
+    /// memory is what it has grown by since its first moment; what the allocator holds free
+    /// is found during the warm-up too.
+    #[test]
+    fn during_the_warm_up_the_verdict_weighs_memory_against_the_first_moment() {
+        let busy =
+            Figures { free: Some(10 * MIB), trimmable: Some(5 * MIB), malloc_in_use: Some(700 * MIB), ..fragmented() };
+        let during = |boot_in_use| {
+            Diagnosis::judge(&busy, &Thresholds::default(), None, Phase::WarmingUp { boot_in_use }, None, 0.0)
+        };
+        let booted = during(None);
+        assert_eq!(booted.verdict, Verdict::WarmingUp, "{}", booted.explanation);
+        assert_eq!(during(Some(690 * MIB)).verdict, Verdict::WarmingUp);
+        assert!(during(Some(690 * MIB)).explanation.contains("700 MiB in use (690 MiB at its first moment)"));
+        let grown = during(Some(100 * MIB));
+        assert_eq!(grown.verdict, Verdict::LiveNative);
+        assert!(grown.explanation.contains("600 MiB more than the 100 MiB in use at the process's first moment"));
+        let after = Diagnosis::judge(
+            &busy,
+            &Thresholds::default(),
+            None,
+            Phase::Warm { boot_in_use: Some(690 * MIB) },
+            None,
+            0.0,
+        );
+        assert_eq!(after.verdict, Verdict::Healthy);
+        let free = Diagnosis::judge(
+            &fragmented(),
+            &Thresholds::default(),
+            None,
+            Phase::WarmingUp { boot_in_use: None },
+            None,
+            0.0,
+        );
+        assert_eq!(free.verdict, Verdict::ArenaFragmentation);
+    }
+
     #[test]
     fn small_processes_are_healthy_and_unknown_allocators_unmeasured() {
         let small = Figures { rss: 40 * MIB, free: Some(30 * MIB), malloc_in_use: Some(5 * MIB), ..fragmented() };
@@ -550,7 +650,7 @@ mod tests {
         };
         let cap = ArenaCap::of(&cgroup);
         assert_eq!(cap, Some(ArenaCap { cap: 512, container_cpus: 1, online_cpus: 64 }));
-        let diagnosis = Diagnosis::judge(&fragmented(), &Thresholds::default(), None, cap, 0.0);
+        let diagnosis = Diagnosis::judge(&fragmented(), &Thresholds::default(), None, Phase::Snapshot, cap, 0.0);
         assert!(diagnosis.remedies[0].contains("MALLOC_ARENA_MAX=8 sizes the cap"), "{:?}", diagnosis.remedies);
         assert_eq!(ArenaCap::of(&Cgroup { arena_cap: Some(8), ..cgroup }), None);
     }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::allocator::{Allocator, Kind};
 use crate::arena_stats::{self, ArenaStats};
 use crate::cgroup::{self, Cgroup};
-use crate::diagnosis::{ArenaCap, Diagnosis, Figures, RubyHeap};
+use crate::diagnosis::{ArenaCap, Diagnosis, Figures, Phase, RubyHeap};
 use crate::procfs::{self, MemoryReading};
 use crate::thresholds::Thresholds;
 use crate::trend::{Sample, Trend};
@@ -31,8 +31,20 @@ pub struct Context<'a> {
     /// The samples taken since the warm-up ended, oldest first.
     pub warm: &'a [Sample],
     /// When the warm-up ends (seconds since the epoch): a moment taken after it joins
-    /// the trend.
-    pub warm_from: f64,
+    /// the trend. None for a single reading with no history.
+    pub warm_from: Option<f64>,
+    /// Memory in use at the process's first moment, None where this is it.
+    pub boot_in_use: Option<u64>,
+}
+
+impl Context<'_> {
+    fn phase(&self, time: f64) -> Phase {
+        match self.warm_from {
+            None => Phase::Snapshot,
+            Some(from) if time < from => Phase::WarmingUp { boot_in_use: self.boot_in_use },
+            Some(_) => Phase::Warm { boot_in_use: self.boot_in_use },
+        }
+    }
 }
 
 impl Moment {
@@ -50,14 +62,15 @@ impl Moment {
         let figures = Figures::of(&stats, &memory, context.ruby_heap, context.thresholds);
         let current =
             Sample { time, rss: figures.rss, malloc_in_use: figures.malloc_in_use, ruby_heap: figures.ruby_heap };
-        let trend = if time >= context.warm_from {
+        let phase = context.phase(time);
+        let trend = if matches!(phase, Phase::Warm { .. }) {
             let mut warm = context.warm.to_vec();
             warm.push(current);
             Trend::of(&warm)
         } else {
             Trend::of(context.warm)
         };
-        let diagnosis = Diagnosis::judge(&figures, context.thresholds, trend, ArenaCap::of(&cgroup), time);
+        let diagnosis = Diagnosis::judge(&figures, context.thresholds, trend, phase, ArenaCap::of(&cgroup), time);
         Moment { stats, memory, cgroup, diagnosis }
     }
 }

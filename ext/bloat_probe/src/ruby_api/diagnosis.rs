@@ -6,7 +6,7 @@ use super::allocator::live;
 use super::errors::{arg_error, probe_error, range_error, type_error, ProbeClass};
 use super::fields::to_hash;
 use bloat_probe_core::allocator::Kind as Allocator;
-use bloat_probe_core::diagnosis::{ArenaCap, Diagnosis, Figures, RubyHeap, Verdict};
+use bloat_probe_core::diagnosis::{ArenaCap, Diagnosis, Figures, Phase, RubyHeap, Verdict};
 use bloat_probe_core::moment::{Context, Moment};
 use bloat_probe_core::thresholds::{Kind, ThresholdError, Thresholds};
 use bloat_probe_core::trend::{Sample, Trend};
@@ -36,16 +36,18 @@ pub fn thresholds(ruby: &Ruby, overrides: Value) -> Result<RHash, Error> {
     to_ruby(ruby, &from_ruby(ruby, overrides)?)
 }
 
-/// Native.moment(ruby_heap, ruby_heap_in_malloc, thresholds, warm, warm_from): this
-/// process read now and diagnosed. `warm`: [[time, rss, malloc_in_use, ruby_heap], …], the
-/// samples since the warm-up ended.
+/// Native.moment(ruby_heap, ruby_heap_in_malloc, thresholds, warm, warm_from, boot_in_use):
+/// this process read now and diagnosed. `warm`: [[time, rss, malloc_in_use, ruby_heap], …],
+/// the samples since the warm-up ended; warm_from nil for a single reading with no history;
+/// boot_in_use nil where this is the first moment.
 pub fn moment(
     ruby: &Ruby,
     ruby_heap: u64,
     in_malloc: bool,
     thresholds: Value,
     warm: RArray,
-    warm_from: f64,
+    warm_from: Option<f64>,
+    boot_in_use: Option<u64>,
 ) -> Result<RHash, Error> {
     let thresholds = from_ruby(ruby, thresholds)?;
     let warm: Vec<Sample> = warm
@@ -58,6 +60,7 @@ pub fn moment(
         ruby_heap: Some(RubyHeap { bytes: ruby_heap, in_malloc }),
         warm: &warm,
         warm_from,
+        boot_in_use,
     };
     let moment = Moment::take(live(), context).map_err(|message| probe_error(ruby, ProbeClass::Error, message))?;
     let hash = ruby.hash_new();
@@ -128,7 +131,7 @@ pub fn judge(
         }
         None => None,
     };
-    to_hash(ruby, &Diagnosis::judge(&figures, &thresholds, trend, arena_cap, taken_at))
+    to_hash(ruby, &Diagnosis::judge(&figures, &thresholds, trend, Phase::Snapshot, arena_cap, taken_at))
 }
 
 fn to_ruby(ruby: &Ruby, thresholds: &Thresholds) -> Result<RHash, Error> {

@@ -31,7 +31,7 @@ module AllocatorBench
   # Sizes in bytes, latency in ms, throughput per second. The arena figures are glibc's,
   # nil under another allocator; samples are { t:, rss:, phase: } every sample interval.
   # attribution: the endpoints or jobs that raised the arenas most during the run
-  # ({ name:, calls:, raised_bytes:, rss_growth: }, largest first); attributed_rise, what
+  # ({ name:, calls:, raised_bytes: }, largest first); attributed_rise, what
   # they raised in all; arena_rise, how far malloc_info says the high-water marks rose.
   Measured = Struct.new(:config, :round, :server_pid, :redis_pid, :rss_start, :rss_end_of_load, :rss_after_idle,
                         :rss_peak, :rps, :p50_ms, :p99_ms, :requests, :errors, :allocator, :allocator_version,

@@ -114,8 +114,7 @@ module AllocatorBench
         calls = entry.calls - (was&.calls || 0)
         next unless calls.positive?
 
-        { name: entry.name, calls: calls, raised_bytes: entry.raised_bytes - (was&.raised_bytes || 0),
-          rss_growth: entry.rss_growth - (was&.rss_growth || 0) }
+        { name: entry.name, calls: calls, raised_bytes: entry.raised_bytes - (was&.raised_bytes || 0) }
       end
       grown.sort_by! { |entry| -entry[:raised_bytes] }
       marks = ->(stats) { stats.arena_stats.arenas&.sum(&:system_max) }

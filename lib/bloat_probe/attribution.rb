@@ -24,11 +24,18 @@ module BloatProbe
     # A call in flight on an arena: its thread's kernel id, that thread's minor faults when
     # last read, and the bytes of the arena's rises shared to it so far.
     Call = Struct.new(:thread_id, :faults, :share)
+    NO_MARK = [].freeze
 
-    # One name's figures: calls, high-water raises and the bytes they added, RSS growth.
-    Entry = Reading.define(:name, :calls, :raises, :raised_bytes, :rss_growth, bytes: %i[raised_bytes rss_growth])
+    # One name's figures: calls, high-water raises and the bytes they added. (Not the RSS
+    # growth while a call ran: calls in flight together each saw all of it, so the growth
+    # per name added up to many times the process's.)
+    Entry = Reading.define(:name, :calls, :raises, :raised_bytes, bytes: %i[raised_bytes])
     # An entry's running figures, added to under the lock; Entry is their frozen copy.
-    Tally = Struct.new(:calls, :raises, :raised_bytes, :rss_growth) do
+    Tally = Struct.new(:calls, :raises, :raised_bytes) do
+      def self.zero
+        new(*Array.new(members.size, 0))
+      end
+
       def add(other)
         members.each { |field| self[field] += other[field] }
       end
@@ -57,7 +64,7 @@ module BloatProbe
     # Every name's entry, the largest high-water raises first.
     def entries
       @lock.synchronize { @entries.map { |name, tally| Entry.new(name, *tally.to_a) } }
-           .sort_by { |entry| [-entry.raised_bytes, -entry.rss_growth, entry.name] }
+           .sort_by { |entry| [-entry.raised_bytes, -entry.calls, entry.name] }
     end
 
     # The threads last seen running a call, with the arena each allocated from:
@@ -73,11 +80,10 @@ module BloatProbe
 
     private
 
-    # [arena index, arena id, its high-water mark, RSS]; no arena figures where they cannot
-    # be read.
+    # [arena index, arena id, its high-water mark]; empty where they cannot be read (the
+    # call is counted all the same).
     def mark
-      index, id, max = Native.thread_arena_mark
-      [index, id, max, BloatProbe.memory.rss]
+      Native.thread_arena_mark || NO_MARK
     end
 
     def start(before)
@@ -94,9 +100,8 @@ module BloatProbe
 
     def record(name, before, after, call)
       name = clean(name)
-      index, arena, _, rss_before = before
-      _, arena_after, max_after, rss_after = after
-      grown = [rss_after - rss_before, 0].max
+      index, arena, = before
+      _, arena_after, max_after = after
       @lock.synchronize do
         raised = 0
         if call
@@ -106,7 +111,7 @@ module BloatProbe
           @in_flight.delete(arena) if calls.empty?
           raised = call.share
         end
-        tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised, grown))
+        tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised))
         remember_thread(index, name)
       end
     end
@@ -147,13 +152,13 @@ module BloatProbe
           smallest = @entries.reject { |entry_name, _| entry_name == OTHER }.min_by { |_, tally| tally.raised_bytes }
           fold(*smallest) if smallest
         end
-        @entries[name] = Tally.new(0, 0, 0, 0)
+        @entries[name] = Tally.zero
       end
     end
 
     def fold(name, tally)
       @entries.delete(name)
-      (@entries[OTHER] ||= Tally.new(0, 0, 0, 0)).add(tally)
+      (@entries[OTHER] ||= Tally.zero).add(tally)
     end
 
     def remember_thread(arena, name)

@@ -115,10 +115,6 @@ module BloatProbe
                "ran.") do |s|
           per_endpoint(s, :raised_bytes)
         end,
-        family("bloat_probe_endpoint_rss_growth_bytes_total", "counter",
-               "Bytes by which the process's RSS grew while a request or job ran.") do |s|
-          per_endpoint(s, :rss_growth)
-        end,
         family("bloat_probe_guard_actions_total", "counter",
                "What BloatProbe::Guard did over budget (trim, purge, restart), by the verdict it acted on.") do |s|
           s.guard&.actions&.map { |(action, verdict), count| [{ action: action.to_s, verdict: verdict.to_s }, count] }

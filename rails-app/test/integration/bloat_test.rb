@@ -129,6 +129,9 @@ class BloatTest < ActionDispatch::IntegrationTest
       assert_select "#attribution tr[data-endpoint='posts#index'] td", text: "posts#index"
       calls = css_select("#attribution tr[data-endpoint='posts#index'] td")[1].text
       assert_operator Integer(calls), :>=, 3
+      # Two tables, each under its own heading: the endpoints, then the allocator's figures.
+      assert_select "h2 + p.note + table#attribution"
+      assert_select "h2 + table#totals"
     end
   end
 

@@ -66,7 +66,7 @@ pub struct Detail {
     /// ending this process would free.
     pub uss: u64,
     pub swap: u64,
-    /// 64 MiB glibc arena heaps seen (a lower bound: neighbours can merge into one mapping).
+    /// 64 MiB glibc arena heaps seen, those merged into one mapping counted each.
     pub heap_mappings: u64,
     /// Resident bytes of glibc's arenas: the brk heap and the 64 MiB arena heaps.
     pub arena_resident: u64,
@@ -275,8 +275,11 @@ fn arena_heaps(maps: &str, resident: impl Fn(&Mapping) -> u64) -> ArenaHeaps {
             Some(next) if next.start == m.end && next.path.is_none() && next.perms.starts_with("---") => next.end,
             _ => m.end,
         };
-        if reserved_end - m.start == ARENA_HEAP_SIZE {
-            heaps.mappings += 1;
+        // Neighbouring heaps merge into one mapping (a full heap and the next one's start):
+        // a span of several heaps counts as each of them.
+        let span = reserved_end - m.start;
+        if span > 0 && span % ARENA_HEAP_SIZE == 0 {
+            heaps.mappings += span / ARENA_HEAP_SIZE;
             heaps.resident += resident(&m);
         }
     }
@@ -445,12 +448,17 @@ Rss:                1024 kB\n\
 7f000c000000-7f000c001000 r--p 00000000 08:01 42                         /usr/lib/libc.so.6\n\
 Rss:                   4 kB\n\
 7f0010000000-7f0010200000 rw-p 00000000 00:00 0 \n\
-Rss:                2048 kB\n";
+Rss:                2048 kB\n\
+7f0014000000-7f0018400000 rw-p 00000000 00:00 0 \n\
+Rss:               66560 kB\n\
+7f0018400000-7f001c000000 ---p 00000000 00:00 0 \n\
+Rss:                   0 kB\n";
         // The brk heap; a grown-out heap, a fully used one, a third one; then a file and
-        // a plain anonymous mapping, which is no heap.
+        // a plain anonymous mapping, which is no heap; then a full heap merged with the
+        // start of the next into one mapping, with that one's reserve after it: two heaps.
         let heaps = arena_heaps(smaps, |m| m.rss);
-        assert_eq!(heaps.mappings, 3);
-        assert_eq!(heaps.resident, (800 + 100 + 65536 + 1024) * 1024);
+        assert_eq!(heaps.mappings, 5);
+        assert_eq!(heaps.resident, (800 + 100 + 65536 + 1024 + 66560) * 1024);
     }
 
     #[test]

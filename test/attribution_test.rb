@@ -118,4 +118,31 @@ class AttributionTest < Minitest::Test
     assert_equal "GET /assets", name.call("REQUEST_METHOD" => "GET", "PATH_INFO" => "/assets/app-123.css")
     assert_equal "GET /", name.call("REQUEST_METHOD" => "GET", "PATH_INFO" => "")
   end
+
+  # #25: under a preloaded jemalloc (Rails 7.2+'s Dockerfile) a call is charged what it left
+  # allocated, from its thread's own counters: 32 MiB kept by one call, none by calls that
+  # free what they take; jemalloc's own count of what the process holds agrees.
+  def test_under_jemalloc_a_call_is_charged_what_it_left_allocated
+    path = library_path("libjemalloc.so.2")
+    skip "libjemalloc2 is not installed (bin/setup installs it)" unless path
+
+    result = run_child(<<~RUBY, { "LD_PRELOAD" => path })
+      attribution = BloatProbe::Attribution.new
+      blocks = { count: 2048, min_size: 16 << 10, max_size: 16 << 10 }
+      kept = nil
+      before = BloatProbe.jemalloc_stats.allocated
+      Thread.new do
+        attribution.measure("keeps") { kept = BloatProbe.churn(**blocks, retain: 1.0) }
+        3.times { attribution.measure("frees") { BloatProbe.churn(**blocks, retain: 0.0) } }
+      end.join
+      grown = BloatProbe.jemalloc_stats.allocated - before
+      puts JSON.dump(entries: attribution.entries.map(&:to_h), kept: kept.retained_bytes, grown: grown)
+    RUBY
+    keeps, frees = %w[keeps frees].map { |name| result[:entries].find { |entry| entry[:name] == name } }
+    kept = result[:kept]
+    assert_in_delta kept, keeps[:raised_bytes], 0.05 * kept, result[:entries].inspect
+    assert_operator frees[:raised_bytes], :<, 0.05 * kept, result[:entries].inspect
+    assert_equal 3, frees[:calls]
+    assert_in_delta result[:grown], keeps[:raised_bytes] + frees[:raised_bytes], 0.1 * result[:grown]
+  end
 end

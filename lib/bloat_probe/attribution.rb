@@ -1,12 +1,14 @@
 # frozen_string_literal: true
 
 module BloatProbe
-  # Where the memory went: for each endpoint or job, how often it ran, how often and by how
-  # much the high-water mark of the glibc arena it ran on rose while it ran, and how much
-  # the process's RSS grew meanwhile. Under glibc an arena's resident size is the
-  # high-water mark of what its threads held at once, so the names that raise the marks
-  # are the ones that set RSS. Memory stays bounded: LIMIT names, the smallest folded into
-  # "other" when a new one comes.
+  # Where the memory went: for each endpoint or job, how often it ran, and how often and by
+  # how much it raised memory while it ran. Under glibc that is the high-water mark of the
+  # arena it ran on: an arena's resident size is the high-water mark of what its threads
+  # held at once, so the names that raise the marks are the ones that set RSS. Under a
+  # preloaded jemalloc it is what the call left allocated, from its thread's own counters
+  # of bytes allocated and freed. Under tcmalloc or mimalloc only the calls are counted.
+  # Memory stays bounded: LIMIT names, the smallest folded into "other" when a new one
+  # comes.
   #
   # Threads may share an arena (25 Puma threads, 16 arenas), so calls overlap on one. Each
   # call's start and end reads its arena's mark; a rise between two such readings is shared
@@ -24,6 +26,8 @@ module BloatProbe
     # A call in flight on an arena: its thread's kernel id, that thread's minor faults when
     # last read, and the bytes of the arena's rises shared to it so far.
     Call = Struct.new(:thread_id, :faults, :share)
+    # What a call is measured against under jemalloc: its thread's running totals.
+    Allocation = Struct.new(:allocated, :deallocated)
     NO_MARK = [].freeze
 
     # One name's figures: calls, high-water raises and the bytes they added. (Not the RSS
@@ -80,13 +84,17 @@ module BloatProbe
 
     private
 
-    # [arena index, arena id, its high-water mark]; empty where they cannot be read (the
-    # call is counted all the same).
+    # [arena index, arena id, its high-water mark] under glibc; the thread's Allocation
+    # under jemalloc; empty where neither can be read (the call is counted all the same).
     def mark
-      Native.thread_arena_mark || NO_MARK
+      arena = Native.thread_arena_mark and return arena
+      allocated, deallocated = Native.thread_allocation
+      allocated ? Allocation.new(allocated, deallocated) : NO_MARK
     end
 
     def start(before)
+      return if before.is_a?(Allocation)
+
       _, arena, max = before
       return unless arena && max
 
@@ -100,6 +108,8 @@ module BloatProbe
 
     def record(name, before, after, call)
       name = clean(name)
+      return record_allocation(name, before, after) if before.is_a?(Allocation)
+
       index, arena, = before
       _, arena_after, max_after = after
       @lock.synchronize do
@@ -113,6 +123,16 @@ module BloatProbe
         end
         tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised))
         remember_thread(index, name)
+      end
+    end
+
+    # What the call left allocated: what its thread allocated meanwhile less what it freed.
+    def record_allocation(name, before, after)
+      left = 0
+      left = (after.allocated - before.allocated) - (after.deallocated - before.deallocated) if after.is_a?(Allocation)
+      @lock.synchronize do
+        tally_for(name).add(Tally.new(1, left.positive? ? 1 : 0, [left, 0].max))
+        remember_thread(nil, name)
       end
     end
 

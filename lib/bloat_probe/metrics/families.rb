@@ -112,7 +112,7 @@ module BloatProbe
         end,
         family("bloat_probe_endpoint_arena_growth_bytes_total", "counter",
                "Bytes by which the high-water mark of the glibc arena a request or job ran on rose while it " \
-               "ran.") do |s|
+               "ran; under jemalloc, the bytes it left allocated.") do |s|
           per_endpoint(s, :raised_bytes)
         end,
         family("bloat_probe_guard_actions_total", "counter",

@@ -42,6 +42,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
     native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;
     native.define_singleton_method("thread_arena_mark", function!(thread_arena::thread_arena_mark, 0))?;
+    native.define_singleton_method("thread_allocation", function!(allocator::thread_allocation, 0))?;
     native.define_singleton_method("own_faults", function!(thread_faults::own_faults, 0))?;
     native.define_singleton_method("faults_of", function!(thread_faults::faults_of, 1))?;
     native.const_set("THRESHOLDS", diagnosis::defaults(ruby)?)?;

@@ -64,7 +64,7 @@ module BloatProbe
     # detail: true adds PSS, USS and swap (/proc/self/smaps_rollup), the count of 64 MiB
     # arena heap mappings and the resident bytes of glibc's arenas (/proc/self/smaps).
     def memory(detail: false)
-      Memory.from_h(Native.memory(detail))
+      Memory.from_a(Native.memory(detail))
     end
 
     # The malloc serving this process, detected at run time.

@@ -51,6 +51,12 @@ module BloatProbe
         end)
       end
 
+      # From the native layer's Array of values in the schema's order, for a flat reading
+      # taken often (BloatProbe.memory): a wrong count raises, as from_h does.
+      def from_a(values)
+        new(*values)
+      end
+
       # From its to_h as JSON gave it back (JSON.parse with symbolize_names: true): the
       # Symbols that JSON wrote as text are Symbols again, in nested readings too.
       def from_json_h(hash)

@@ -48,6 +48,18 @@ pub fn to_hash(ruby: &Ruby, reading: &dyn Reading) -> Result<RHash, Error> {
     Ok(hash)
 }
 
+/// A flat reading's values as an Array, in its schema's order: what a reading taken on
+/// every request crosses as (BloatProbe.memory), where building a Hash would cost more than
+/// the reading itself. Nested readings have no place here.
+pub fn to_array(ruby: &Ruby, reading: &dyn Reading) -> Result<RArray, Error> {
+    let values = reading.values();
+    let array = ruby.ary_new_capa(values.len());
+    for value in values {
+        array.push(to_value(ruby, value)?)?;
+    }
+    Ok(array)
+}
+
 fn to_value(ruby: &Ruby, value: Value<'_>) -> Result<magnus::Value, Error> {
     Ok(match value {
         Value::Int(n) => n.into_value_with(ruby),

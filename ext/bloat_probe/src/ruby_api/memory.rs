@@ -2,14 +2,15 @@
 //! a process's start time for the metrics.
 
 use super::errors::io_error;
-use super::fields::to_hash;
+use super::fields::to_array;
 use bloat_probe_core::procfs;
-use magnus::{Error, RHash, Ruby};
+use magnus::{Error, RArray, Ruby};
 
-/// `detail` adds what smaps_rollup and smaps tell, which cost far more (see procfs).
-pub fn memory(ruby: &Ruby, detail: bool) -> Result<RHash, Error> {
+/// `detail` adds what smaps_rollup and the arena heaps tell, which cost far more (see
+/// procfs). The values in the schema's order (see fields::to_array).
+pub fn memory(ruby: &Ruby, detail: bool) -> Result<RArray, Error> {
     let reading = procfs::reading(detail).map_err(|e| io_error(ruby, "reading /proc/self", e))?;
-    to_hash(ruby, &reading)
+    to_array(ruby, &reading)
 }
 
 /// USS of another process, by pid.

@@ -9,18 +9,19 @@ use tikv_jemallocator::Jemalloc;
 pub enum ChurnAllocator {
     /// The process's malloc (glibc, or whatever LD_PRELOAD put in its place).
     System,
-    /// The jemalloc bundled in this library.
-    BundledJemalloc,
+    /// The jemalloc bundled in this library (churn cannot reach a preloaded one apart from
+    /// the process's malloc; `JemallocSource::Bundled` names the same one's statistics).
+    Jemalloc,
 }
 
 impl ChurnAllocator {
-    pub const ALL: [ChurnAllocator; 2] = [ChurnAllocator::System, ChurnAllocator::BundledJemalloc];
+    pub const ALL: [ChurnAllocator; 2] = [ChurnAllocator::System, ChurnAllocator::Jemalloc];
 
     /// As Ruby names it: `allocator: :system` or `:jemalloc`.
     pub fn name(self) -> &'static str {
         match self {
             ChurnAllocator::System => "system",
-            ChurnAllocator::BundledJemalloc => "jemalloc",
+            ChurnAllocator::Jemalloc => "jemalloc",
         }
     }
 
@@ -29,7 +30,7 @@ impl ChurnAllocator {
             // SAFETY: malloc accepts any size and returns null on failure.
             ChurnAllocator::System => unsafe { libc::malloc(size) }.cast::<u8>(),
             // SAFETY: the layout has a non-zero size (validated: min_size >= 1).
-            ChurnAllocator::BundledJemalloc => unsafe { Jemalloc.alloc(block_layout(size)?) },
+            ChurnAllocator::Jemalloc => unsafe { Jemalloc.alloc(block_layout(size)?) },
         };
         NonNull::new(ptr)
     }
@@ -39,7 +40,7 @@ impl ChurnAllocator {
     pub(super) unsafe fn free(self, ptr: NonNull<u8>, size: usize) {
         match self {
             ChurnAllocator::System => libc::free(ptr.as_ptr().cast()),
-            ChurnAllocator::BundledJemalloc => {
+            ChurnAllocator::Jemalloc => {
                 if let Some(layout) = block_layout(size) {
                     Jemalloc.dealloc(ptr.as_ptr(), layout)
                 }

@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn runs_on_the_bundled_jemalloc_too() {
-        let s = ChurnSpec { retain: 0.5, allocator: ChurnAllocator::BundledJemalloc, ..spec() };
+        let s = ChurnSpec { retain: 0.5, allocator: ChurnAllocator::Jemalloc, ..spec() };
         let before = crate::bundled_jemalloc::stats().expect("stats").allocated;
         let outcome = run(&s, &AtomicBool::new(false)).expect("run");
         let during = crate::bundled_jemalloc::stats().expect("stats").allocated;

@@ -1,7 +1,7 @@
 //! Process memory from /proc/self. `memory` reads only /proc/self/statm, cheap enough for
-//! every request; `detail` reads /proc/self/smaps_rollup (PSS, USS, swap) and
-//! /proc/self/smaps (glibc's arena heaps and how much of them is resident), which cost
-//! far more, so they are asked for separately.
+//! every request; a detailed reading adds /proc/self/smaps_rollup (PSS, USS, swap: the
+//! kernel walks every resident page for them) and glibc's arena heaps from
+//! /proc/self/maps with their resident pages by mincore(2), so it is asked for separately.
 
 use std::fs::{self, File};
 use std::io;
@@ -56,7 +56,7 @@ extern "C" fn count_fork() {
     FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// What /proc/self/smaps_rollup and /proc/self/smaps add to statm.
+/// What /proc/self/smaps_rollup and the arena heaps add to statm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Detail {
     /// Proportional set size: shared pages divided among the processes sharing them, so
@@ -72,11 +72,7 @@ pub struct Detail {
     pub arena_resident: u64,
 }
 
-/// smaps_rollup walked now, and the arena heaps.
-pub fn detail() -> io::Result<Detail> {
-    detail_from(parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?)
-}
-
+/// A walk of smaps_rollup completed with the arena heaps.
 fn detail_from(mut detail: Detail) -> io::Result<Detail> {
     // The heaps' places from maps, their resident pages from the page table (mincore):
     // smaps would make the kernel walk and print every other mapping too, which took as
@@ -368,8 +364,9 @@ mod tests {
         assert!(m.rss > 0 && m.rss == m.anon + m.file);
         // Both from one read of smaps_rollup: other tests allocate meanwhile, so a
         // comparison with the statm reading above would race them.
-        let d = detail().expect("detail");
-        assert!(d.uss > 0 && d.uss <= d.pss, "{d:?}");
+        let d = reading_reusing(None).expect("detail");
+        let (pss, uss) = (d.pss.expect("pss"), d.uss.expect("uss"));
+        assert!(uss > 0 && uss <= pss, "{d:?}");
     }
 
     /// The page table's count (mincore) against the kernel's own smaps Rss, read just
@@ -425,7 +422,7 @@ mod tests {
     #[test]
     fn another_process_uss_is_read_like_our_own() {
         let uss = uss_of(std::process::id()).expect("own smaps_rollup by pid");
-        let pss = detail().expect("own smaps_rollup").pss;
+        let pss = reading_reusing(None).expect("own smaps_rollup").pss.expect("pss");
         assert!(uss > 0 && uss <= pss + (64 << 20), "uss {uss} pss {pss}");
         assert!(uss_of(u32::MAX).is_err());
     }

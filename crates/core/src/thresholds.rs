@@ -62,55 +62,61 @@ impl Thresholds {
         ("min_growth", Kind::Whole),
     ];
 
+    /// A threshold's kind, by name.
+    pub fn kind(name: &str) -> Option<Kind> {
+        Self::NAMES.iter().find(|(known, _)| *known == name).map(|&(_, kind)| kind)
+    }
+
     /// One threshold's value by name, as a number.
     pub fn get(&self, name: &str) -> Option<f64> {
-        Some(match name {
-            "min_bytes" => self.min_bytes as f64,
-            "free_share" => self.free_share,
-            "arena_free_bytes" => self.arena_free_bytes as f64,
-            "spread_arenas" => self.spread_arenas as f64,
-            "bulk_share" => self.bulk_share,
-            "growth_per_hour" => self.growth_per_hour as f64,
-            "min_growth" => self.min_growth as f64,
-            _ => return None,
+        let mut copy = *self;
+        Some(match copy.slot(name)? {
+            Slot::Whole(field) => *field as f64,
+            Slot::Share(field) => *field,
         })
     }
 
     /// Sets one threshold, checked: an unknown name or a value out of its kind's range is
     /// an error naming both.
     pub fn set(&mut self, name: &str, value: f64) -> Result<(), ThresholdError> {
-        let kind = Self::NAMES
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|&(_, kind)| kind)
-            .ok_or_else(|| ThresholdError::Unknown(name.to_string()))?;
-        let whole = || -> Result<u64, ThresholdError> {
-            let (min, max) = Kind::WHOLE_RANGE;
-            if value.fract() != 0.0 || value < min as f64 || value > max as f64 {
-                return Err(ThresholdError::OutOfRange { name: name.to_string(), value, kind });
+        let out_of_range = |kind| ThresholdError::OutOfRange { name: name.to_string(), value, kind };
+        match self.slot(name).ok_or_else(|| ThresholdError::Unknown(name.to_string()))? {
+            Slot::Whole(field) => {
+                let (min, max) = Kind::WHOLE_RANGE;
+                if value.fract() != 0.0 || value < min as f64 || value > max as f64 {
+                    return Err(out_of_range(Kind::Whole));
+                }
+                *field = value as u64;
             }
-            Ok(value as u64)
-        };
-        match name {
-            "min_bytes" => self.min_bytes = whole()?,
-            "arena_free_bytes" => self.arena_free_bytes = whole()?,
-            "spread_arenas" => self.spread_arenas = whole()?,
-            "growth_per_hour" => self.growth_per_hour = whole()?,
-            "min_growth" => self.min_growth = whole()?,
-            _ => {
+            Slot::Share(field) => {
                 let (min, max) = Kind::SHARE_RANGE;
                 if !(min..=max).contains(&value) {
-                    return Err(ThresholdError::OutOfRange { name: name.to_string(), value, kind });
+                    return Err(out_of_range(Kind::Share));
                 }
-                if name == "free_share" {
-                    self.free_share = value;
-                } else {
-                    self.bulk_share = value;
-                }
+                *field = value;
             }
         }
         Ok(())
     }
+
+    /// The field a name stands for, by its kind.
+    fn slot(&mut self, name: &str) -> Option<Slot<'_>> {
+        Some(match name {
+            "min_bytes" => Slot::Whole(&mut self.min_bytes),
+            "free_share" => Slot::Share(&mut self.free_share),
+            "arena_free_bytes" => Slot::Whole(&mut self.arena_free_bytes),
+            "spread_arenas" => Slot::Whole(&mut self.spread_arenas),
+            "bulk_share" => Slot::Share(&mut self.bulk_share),
+            "growth_per_hour" => Slot::Whole(&mut self.growth_per_hour),
+            "min_growth" => Slot::Whole(&mut self.min_growth),
+            _ => return None,
+        })
+    }
+}
+
+enum Slot<'a> {
+    Whole(&'a mut u64),
+    Share(&'a mut f64),
 }
 
 #[derive(Debug, Clone, PartialEq)]

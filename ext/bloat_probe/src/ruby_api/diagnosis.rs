@@ -165,12 +165,12 @@ fn from_ruby(ruby: &Ruby, overrides: Value) -> Result<Thresholds, Error> {
 fn set(ruby: &Ruby, thresholds: &mut Thresholds, key: Value, value: Value) -> Result<(), Error> {
     let name = Symbol::from_value(key).ok_or_else(|| type_error(ruby, "a threshold's name", "a Symbol", key))?;
     let name = name.name()?;
-    let kind = Thresholds::NAMES.iter().find(|(known, _)| *known == name).map(|&(_, kind)| kind);
+    let kind = Thresholds::kind(&name);
+    // An Integer too large for i64 is out of any range: infinity says so.
+    let whole = || Integer::from_value(value).map(|int| int.to_i64().map_or(f64::INFINITY, |n| n as f64));
     let number = match kind {
-        Some(Kind::Whole) => Integer::from_value(value).map(|int| int.to_i64().map_or(f64::INFINITY, |n| n as f64)),
-        Some(Kind::Share) => Float::from_value(value)
-            .map(|float| float.to_f64())
-            .or_else(|| Integer::from_value(value).map(|int| int.to_i64().map_or(f64::INFINITY, |n| n as f64))),
+        Some(Kind::Whole) => whole(),
+        Some(Kind::Share) => Float::from_value(value).map(|float| float.to_f64()).or_else(whole),
         None => Some(0.0),
     };
     let Some(number) = number else {

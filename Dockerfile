@@ -30,17 +30,21 @@ COPY Cargo.toml Cargo.lock ./
 COPY ext/bloat_probe/Cargo.toml ext/bloat_probe/
 COPY crates/core/Cargo.toml crates/core/
 COPY crates/metrics_listener/Cargo.toml crates/metrics_listener/
-RUN for crate in ext/bloat_probe crates/core crates/metrics_listener; do \
+COPY crates/cli/Cargo.toml crates/cli/
+RUN for crate in ext/bloat_probe crates/core crates/metrics_listener crates/cli; do \
       mkdir "$crate/src" && touch "$crate/src/lib.rs"; done \
- && cargo build --release --locked -p bloat_probe \
+ && echo 'fn main() {}' > crates/cli/src/main.rs \
+ && cargo build --release --locked -p bloat_probe -p bloat_probe_cli \
  && rm -rf ext/bloat_probe/src crates/*/src
 COPY ext/bloat_probe/src ext/bloat_probe/src
 COPY crates crates
-RUN touch ext/bloat_probe/src/lib.rs crates/*/src/lib.rs \
- && cargo build --release --locked -p bloat_probe \
+# The extension, and bloat-probe (the command that reads a process from outside).
+RUN touch ext/bloat_probe/src/lib.rs crates/core/src/lib.rs crates/metrics_listener/src/lib.rs crates/cli/src/main.rs \
+ && cargo build --release --locked -p bloat_probe -p bloat_probe_cli \
  && mkdir /ext && cp target/release/libbloat_probe.so /ext/bloat_probe.so \
  # RubyGems' mark of a built extension (see bloat_probe.gemspec's extension_dir).
- && touch /ext/gem.build_complete
+ && touch /ext/gem.build_complete \
+ && cp target/release/bloat-probe /usr/local/bin/bloat-probe
 
 FROM ${RUNTIME_IMAGE:-debian:${STACK:-bookworm}-slim} AS runtime
 COPY bin/install-packages /usr/local/bin/
@@ -65,6 +69,7 @@ COPY lib lib
 COPY rails-app rails-app
 COPY --from=lock /app/rails-app/Gemfile.lock rails-app/
 COPY --from=build /ext/ lib/bloat_probe/
+COPY --from=build /usr/local/bin/bloat-probe /usr/local/bin/
 WORKDIR /app/rails-app
 ENV RAILS_ENV=production \
     BUNDLE_WITHOUT=test \

@@ -16,8 +16,12 @@ Gem::Specification.new do |spec|
   # and the extension's crate depends on the ones under crates/ by path.
   spec.files = Dir[
     "lib/**/*.rb", "ext/bloat_probe/Cargo.toml", "ext/bloat_probe/src/**/*.rs",
-    "crates/*/Cargo.toml", "crates/*/src/**/*.rs", "crates/*/tests/fixtures/*", "Cargo.toml", "Cargo.lock", "README.md"
+    "crates/*/Cargo.toml", "crates/*/src/**/*.rs", "crates/*/tests/fixtures/*", "Cargo.toml", "Cargo.lock", "README.md",
+    "exe/bloat-probe"
   ]
+  # bloat-probe PID, the command that reads a process from outside (crates/cli, through the extension).
+  spec.bindir = "exe"
+  spec.executables = ["bloat-probe"]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/bloat_probe/Cargo.toml"]
   # Used from a checkout (Bundler's `path:`), the spec's extension directory would default

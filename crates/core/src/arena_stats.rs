@@ -2,7 +2,7 @@
 //! with the process totals; under another allocator, what that allocator tells instead.
 
 use crate::allocator::{self, Allocator, JemallocStats, Kind};
-use crate::malloc_info::{self, Arena};
+use crate::malloc_info::{self, Arena, MallocInfo};
 use crate::reading;
 use crate::schema::Unit::{Bytes, Count, Name, Reading, Readings, Text};
 use crate::{glibc, procfs};
@@ -49,17 +49,24 @@ pub fn read(live: &Allocator) -> Result<ArenaStats, String> {
     }
     let xml = glibc::malloc_info_xml().map_err(|e| format!("malloc_info: {e}"))?;
     let info = malloc_info::parse(&xml).map_err(|e| e.to_string())?;
-    let page = procfs::page_size();
-    stats.glibc = Some(GlibcArenas {
-        arena_count: info.arenas.len() as u64,
-        system: info.system_bytes(),
-        in_use: info.in_use_bytes(),
-        free: info.free_bytes(),
-        mmap_count: info.mmap_count,
-        mmap_bytes: info.mmap_bytes,
-        arenas: info.arenas.iter().map(|arena| arena.summary(page)).collect(),
-    });
+    stats.glibc = Some(GlibcArenas::of(&info, procfs::page_size()));
     Ok(stats)
+}
+
+impl GlibcArenas {
+    /// malloc_info's figures (read by glibc, or from outside), each arena summed up with
+    /// `page` sizing its trim estimate.
+    pub fn of(info: &MallocInfo, page: u64) -> GlibcArenas {
+        GlibcArenas {
+            arena_count: info.arenas.len() as u64,
+            system: info.system_bytes(),
+            in_use: info.in_use_bytes(),
+            free: info.free_bytes(),
+            mmap_count: info.mmap_count,
+            mmap_bytes: info.mmap_bytes,
+            arenas: info.arenas.iter().map(|arena| arena.summary(page)).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

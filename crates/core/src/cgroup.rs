@@ -159,7 +159,7 @@ fn cpu_count(path: &Path) -> Option<u64> {
 }
 
 /// The CPUs glibc counts for its arena cap: the host's online ones.
-fn online_cpus() -> u64 {
+pub fn online_cpus() -> u64 {
     // SAFETY: sysconf only reads a system figure.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     u64::try_from(online).unwrap_or(1).max(1)

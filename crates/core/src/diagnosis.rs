@@ -383,8 +383,10 @@ impl Judge<'_> {
                 let heap =
                     figures.ruby_heap.map(|heap| format!("; only the Ruby heap ({}) was measured", size(heap as f64)));
                 format!(
-                    "This process runs on an allocator whose free memory bloat_probe cannot read (tcmalloc or \
-                     mimalloc){}.",
+                    "bloat_probe could not read what this process's allocator ({}) holds free: tcmalloc and \
+                     mimalloc keep no statistics it reads, and from outside a process only glibc's arenas can be \
+                     read{}.",
+                    figures.allocator.name(),
                     heap.unwrap_or_default()
                 )
             }

@@ -2,6 +2,7 @@
 //! `malloc_trim`. Only meaningful while glibc is the live allocator (see `allocator`).
 
 use std::io;
+use std::ops::RangeInclusive;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -94,6 +95,70 @@ pub fn trim(pad: usize) -> bool {
     unsafe { libc::malloc_trim(pad) == 1 }
 }
 
+/// A malloc parameter a running process may change through `mallopt`, as the Puma
+/// trial does in one worker: from then on it governs what glibc does next (arenas made,
+/// blocks mmapped, tops trimmed); what exists stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MallocParameter {
+    /// M_ARENA_MAX: the most arenas glibc will make.
+    ArenaMax,
+    /// M_MMAP_THRESHOLD: blocks this large or larger are mmapped (and fixes the
+    /// threshold, which glibc otherwise raises as large blocks are freed).
+    MmapThreshold,
+    /// M_TRIM_THRESHOLD: free memory at the top of the main arena beyond this goes back.
+    TrimThreshold,
+}
+
+impl MallocParameter {
+    pub const ALL: [MallocParameter; 3] =
+        [MallocParameter::ArenaMax, MallocParameter::MmapThreshold, MallocParameter::TrimThreshold];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MallocParameter::ArenaMax => "arena_max",
+            MallocParameter::MmapThreshold => "mmap_threshold",
+            MallocParameter::TrimThreshold => "trim_threshold",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|parameter| parameter.name() == name)
+    }
+
+    /// What glibc accepts: mallopt takes an int; the mmap threshold is at most
+    /// HEAP_MAX_SIZE / 2 (32 MiB on 64-bit), and glibc ignores a larger one.
+    pub fn range(self) -> RangeInclusive<u64> {
+        match self {
+            MallocParameter::ArenaMax => 1..=1024,
+            MallocParameter::MmapThreshold => 0..=32 << 20,
+            MallocParameter::TrimThreshold => 0..=i32::MAX as u64,
+        }
+    }
+
+    fn code(self) -> libc::c_int {
+        match self {
+            MallocParameter::ArenaMax => libc::M_ARENA_MAX,
+            MallocParameter::MmapThreshold => libc::M_MMAP_THRESHOLD,
+            MallocParameter::TrimThreshold => libc::M_TRIM_THRESHOLD,
+        }
+    }
+}
+
+/// `mallopt(parameter, value)`, with the value checked against the parameter's range
+/// first: Err names the allowed range, or says glibc refused it.
+pub fn set_parameter(parameter: MallocParameter, value: u64) -> Result<(), String> {
+    let range = parameter.range();
+    let int = libc::c_int::try_from(value).ok().filter(|_| range.contains(&value)).ok_or_else(|| {
+        format!("{} must be from {} to {}, got {value}", parameter.name(), range.start(), range.end())
+    })?;
+    // SAFETY: mallopt takes two plain ints and only changes allocator settings.
+    if unsafe { libc::mallopt(parameter.code(), int) } == 1 {
+        Ok(())
+    } else {
+        Err(format!("glibc refused {}={value}", parameter.name()))
+    }
+}
+
 /// Room for a first capture; a process with 16 fragmented arenas prints about 64 KB.
 const FIRST_CAPTURE_BYTES: usize = 64 << 10;
 /// A report larger than this is refused rather than held: 8 × cores arenas print far less.
@@ -159,6 +224,24 @@ fn capture_stream(mut write: impl FnMut(*mut libc::FILE) -> bool) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Refused before mallopt is called (the tests share one process: a parameter set
+    /// here would change the others' allocations; test/trial_test.rb sees each act).
+    #[test]
+    fn a_parameter_out_of_its_range_is_refused_naming_the_range() {
+        let refused = |parameter, value| set_parameter(parameter, value).expect_err("out of range");
+        assert_eq!(refused(MallocParameter::ArenaMax, 0), "arena_max must be from 1 to 1024, got 0");
+        assert_eq!(
+            refused(MallocParameter::MmapThreshold, 64 << 20),
+            "mmap_threshold must be from 0 to 33554432, got 67108864"
+        );
+        assert_eq!(
+            refused(MallocParameter::TrimThreshold, 1 << 31),
+            "trim_threshold must be from 0 to 2147483647, got 2147483648"
+        );
+        assert_eq!(MallocParameter::named("arena_max"), Some(MallocParameter::ArenaMax));
+        assert_eq!(MallocParameter::named("top_pad"), None);
+    }
 
     #[test]
     fn uordblks_grows_by_a_live_allocation() {

@@ -13,6 +13,7 @@ pub mod glibc;
 pub mod malloc_info;
 pub mod malloc_stats;
 pub mod moment;
+pub mod outside;
 pub mod panic_boundary;
 pub mod parse_error;
 pub mod procfs;

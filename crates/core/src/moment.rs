@@ -2,13 +2,15 @@
 //! those very readings. Everything that shows figures and a verdict (the log line, a
 //! scrape, the dashboard, stats.json, the trimmer, the guard) takes one.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::allocator::{Allocator, Kind};
 use crate::arena_stats::{self, ArenaStats};
 use crate::cgroup::{self, Cgroup};
 use crate::diagnosis::{ArenaCap, Diagnosis, Figures, Phase, RubyHeap};
-use crate::procfs::{self, MemoryReading};
+use crate::procfs::{self, ArenasHeld, MemoryReading};
 use crate::thresholds::Thresholds;
 use crate::trend::{Sample, Trend};
 
@@ -51,8 +53,8 @@ impl Moment {
     /// Reads this process now and diagnoses what it read.
     pub fn take(allocator: &Allocator, context: Context<'_>) -> Result<Moment, String> {
         let stats = arena_stats::read(allocator)?;
-        let memory =
-            procfs::reading_reusing(Some(procfs::MOMENT_REUSE)).map_err(|e| format!("reading /proc/self: {e}"))?;
+        let memory = procfs::reading_reusing(Some(procfs::MOMENT_REUSE), arenas_held(&stats))
+            .map_err(|e| format!("reading /proc/self: {e}"))?;
         let cgroup = cgroup::read(allocator.name == Kind::Glibc);
         Ok(Moment::judge(stats, memory, cgroup, context, now()))
     }
@@ -73,6 +75,14 @@ impl Moment {
         let diagnosis = Diagnosis::judge(&figures, context.thresholds, trend, phase, ArenaCap::of(&cgroup), time);
         Moment { stats, memory, cgroup, diagnosis }
     }
+}
+
+/// What glibc's arenas hold now (procfs::ArenasHeld); None under another allocator.
+pub fn arenas_held(stats: &ArenaStats) -> Option<ArenasHeld> {
+    let glibc = stats.glibc.as_ref()?;
+    let mut hasher = DefaultHasher::new();
+    glibc.arenas.iter().map(|arena| arena.system).collect::<Vec<_>>().hash(&mut hasher);
+    Some(ArenasHeld { systems: hasher.finish(), free: glibc.free })
 }
 
 fn now() -> f64 {

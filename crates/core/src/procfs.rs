@@ -66,22 +66,25 @@ pub struct Detail {
     /// ending this process would free.
     pub uss: u64,
     pub swap: u64,
-    /// 64 MiB glibc arena heaps seen, those merged into one mapping counted each.
-    pub heap_mappings: u64,
-    /// Resident bytes of glibc's arenas: the brk heap and the 64 MiB arena heaps.
-    pub arena_resident: u64,
+    pub shared: Sharing,
 }
 
-/// A walk of smaps_rollup completed with the arena heaps.
-fn detail_from(mut detail: Detail) -> io::Result<Detail> {
-    // The heaps' places from maps, their resident pages from the page table (mincore):
-    // smaps would make the kernel walk and print every other mapping too, which took as
-    // long as smaps_rollup itself in a fragmented 800 MB process.
+/// Resident pages by whether another process maps them too (a Puma worker and its master
+/// after fork) and whether they were written since they were read in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sharing {
+    pub shared_clean: u64,
+    pub shared_dirty: u64,
+    pub private_clean: u64,
+    pub private_dirty: u64,
+}
+
+/// This process's arena heaps: their places from maps, their resident pages from the page
+/// table (mincore). smaps would make the kernel walk and print every other mapping too,
+/// which took as long as smaps_rollup itself in a fragmented 800 MB process.
+fn own_arena_heaps() -> io::Result<ArenaHeaps> {
     let page = page_size();
-    let heaps = arena_heaps(&fs::read_to_string("/proc/self/maps")?, |m| resident_in(m.start, m.end, page));
-    detail.heap_mappings = heaps.mappings;
-    detail.arena_resident = heaps.resident;
-    Ok(detail)
+    Ok(arena_heaps(&fs::read_to_string("/proc/self/maps")?, |m| resident_in(m.start, m.end, page)))
 }
 
 reading! {
@@ -96,15 +99,43 @@ reading! {
         pss: Option<u64> => Bytes,
         uss: Option<u64> => Bytes,
         arena_resident: Option<u64> => Bytes,
-        /// How long ago the kernel walked the pages for pss, uss and swap (see Reuse).
+        /// How long ago the kernel walked the pages for pss, uss, swap and the four below (see Reuse).
         rollup_age: Option<f64> => Seconds,
+        /// Resident pages another process maps too: in a forked worker, mostly the master's.
+        shared_clean: Option<u64> => Bytes,
+        shared_dirty: Option<u64> => Bytes,
+        /// Resident pages no other process maps (together, uss).
+        private_clean: Option<u64> => Bytes,
+        private_dirty: Option<u64> => Bytes,
+    }
+}
+
+impl MemoryReading {
+    /// Resident bytes this process shares with another (shared_clean + shared_dirty).
+    pub fn shared(&self) -> Option<u64> {
+        Some(self.shared_clean? + self.shared_dirty?)
+    }
+
+    fn with_rollup(self, rollup: Detail, age: f64) -> Self {
+        let Sharing { shared_clean, shared_dirty, private_clean, private_dirty } = rollup.shared;
+        MemoryReading {
+            swap: Some(rollup.swap),
+            pss: Some(rollup.pss),
+            uss: Some(rollup.uss),
+            rollup_age: Some(age),
+            shared_clean: Some(shared_clean),
+            shared_dirty: Some(shared_dirty),
+            private_clean: Some(private_clean),
+            private_dirty: Some(private_dirty),
+            ..self
+        }
     }
 }
 
 /// statm, and with `with_detail` smaps_rollup (walked now) and the arena heaps.
 pub fn reading(with_detail: bool) -> io::Result<MemoryReading> {
     if with_detail {
-        reading_reusing(None)
+        reading_reusing(None, None)
     } else {
         let Memory { rss, anon, file } = memory()?;
         Ok(MemoryReading { rss, anon, file, ..MemoryReading::default() })
@@ -132,16 +163,39 @@ impl Reuse {
     }
 }
 
-/// The last walk of smaps_rollup: when, in which line of forks, at what RSS, and what it gave.
+/// The last walk of smaps_rollup: when, in which line of forks, at what RSS, and what it
+/// gave; with the arena heaps' resident bytes last counted, and what the arenas held then.
 struct Walk {
     at: Instant,
     generation: u64,
     rss: u64,
     rollup: Detail,
+    heaps: Option<HeapsCount>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeapsCount {
+    arenas: ArenasHeld,
+    heaps: ArenaHeaps,
+}
+
+/// What glibc's arenas held at a moment, for telling whether a count of their heaps'
+/// resident pages (1.6 ms by mincore for 16 arenas of 64 MiB) still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenasHeld {
+    /// Every arena's system bytes, as one number: a new arena, a heap grown or shrunk moves it.
+    pub systems: u64,
+    /// Their free bytes in all.
+    pub free: u64,
 }
 
 /// statm, smaps_rollup (walked now, or reused as `reuse` allows) and the arena heaps.
-pub fn reading_reusing(reuse: Option<Reuse>) -> io::Result<MemoryReading> {
+/// `arenas`: what the arenas hold now. The heaps' resident bytes are counted again unless
+/// the reused walk counted them when every arena had the same system bytes and their free
+/// bytes were within the RSS drift: pages come back into residence only by being written,
+/// which moves RSS or the free bytes (an allocation), and leave it only by a trim or a
+/// shrink, which moves RSS; so a count is never carried across a trim or the regrowth after.
+pub fn reading_reusing(reuse: Option<Reuse>, arenas: Option<ArenasHeld>) -> io::Result<MemoryReading> {
     static LAST_WALK: Mutex<Option<Walk>> = Mutex::new(None);
     let Memory { rss, anon, file } = memory()?;
     let generation = FORKS.load(Ordering::Relaxed);
@@ -149,27 +203,42 @@ pub fn reading_reusing(reuse: Option<Reuse>) -> io::Result<MemoryReading> {
     let reusable = last.as_ref().filter(|walk| {
         walk.generation == generation && reuse.is_some_and(|reuse| reuse.allows(walk.at.elapsed(), walk.rss, rss))
     });
-    let (rollup, age) = match reusable {
-        Some(walk) => (walk.rollup, walk.at.elapsed().as_secs_f64()),
+    let (rollup, age, counted) = match reusable {
+        Some(walk) => {
+            let drift = reuse.map_or(0, |reuse| reuse.rss_drift.max(rss / 100));
+            let still = |count: &HeapsCount| {
+                arenas.is_some_and(|now| {
+                    now.systems == count.arenas.systems && now.free.abs_diff(count.arenas.free) < drift
+                })
+            };
+            (walk.rollup, walk.at.elapsed().as_secs_f64(), walk.heaps.filter(still).map(|count| count.heaps))
+        }
         None => {
             let rollup = parse_rollup(&fs::read_to_string("/proc/self/smaps_rollup")?)?;
-            *last = Some(Walk { at: Instant::now(), generation, rss, rollup });
-            (rollup, 0.0)
+            *last = Some(Walk { at: Instant::now(), generation, rss, rollup, heaps: None });
+            (rollup, 0.0, None)
+        }
+    };
+    let heaps = match counted {
+        Some(heaps) => heaps,
+        None => {
+            let heaps = own_arena_heaps()?;
+            if let (Some(walk), Some(arenas)) = (last.as_mut(), arenas) {
+                walk.heaps = Some(HeapsCount { arenas, heaps });
+            }
+            heaps
         }
     };
     drop(last);
-    let detail = detail_from(rollup)?;
-    Ok(MemoryReading {
+    let reading = MemoryReading {
         rss,
         anon,
         file,
-        swap: Some(detail.swap),
-        heap_mappings: Some(detail.heap_mappings),
-        pss: Some(detail.pss),
-        uss: Some(detail.uss),
-        arena_resident: Some(detail.arena_resident),
-        rollup_age: Some(age),
-    })
+        heap_mappings: Some(heaps.mappings),
+        arena_resident: Some(heaps.resident),
+        ..MemoryReading::default()
+    };
+    Ok(reading.with_rollup(rollup, age))
 }
 
 pub fn page_size() -> u64 {
@@ -212,9 +281,60 @@ pub fn start_time(pid: u32) -> io::Result<f64> {
     Ok(boot as f64 + ticks as f64 / per_second as f64)
 }
 
-/// Another process's USS (the guard's "3x" budget is a multiple of the parent's).
-pub fn uss_of(pid: u32) -> io::Result<u64> {
-    Ok(parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?)?.uss)
+/// Another process's memory, as a detailed reading gives one's own: statm, a walk of
+/// smaps_rollup, and with `arena_heaps` the arena heaps' resident bytes, counted in
+/// /proc/PID/pagemap over the heaps alone (mincore sees only one's own page table; smaps
+/// would walk every other mapping too, as long again as smaps_rollup).
+pub fn reading_of(pid: u32, arena_heaps: bool) -> io::Result<MemoryReading> {
+    let page = page_size();
+    let Memory { rss, anon, file } = parse_statm(&fs::read_to_string(format!("/proc/{pid}/statm"))?, page)?;
+    let rollup = parse_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?)?;
+    let heaps = if arena_heaps {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        let pagemap = File::open(format!("/proc/{pid}/pagemap"))?;
+        let mut failed = None;
+        let heaps = self::arena_heaps(&maps, |m| {
+            resident_by_pagemap(&pagemap, m.start, m.end, page).unwrap_or_else(|error| {
+                failed.get_or_insert(error);
+                0
+            })
+        });
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        Some(heaps)
+    } else {
+        None
+    };
+    let reading = MemoryReading {
+        rss,
+        anon,
+        file,
+        heap_mappings: heaps.map(|heaps| heaps.mappings),
+        arena_resident: heaps.map(|heaps| heaps.resident),
+        ..MemoryReading::default()
+    };
+    Ok(reading.with_rollup(rollup, 0.0))
+}
+
+/// Resident bytes of [start, end) of another process: the pages whose pagemap entry has
+/// its present bit (63), which the kernel gives to any reader allowed to read the process.
+fn resident_by_pagemap(pagemap: &File, start: u64, end: u64, page: u64) -> io::Result<u64> {
+    const PRESENT: u64 = 1 << 63;
+    // A mebibyte of entries at a time: 128 MiB of address space.
+    const ENTRIES: u64 = 1 << 17;
+    let mut buffer = vec![0u8; (ENTRIES * 8) as usize];
+    let (mut first, last) = (start / page, end.div_ceil(page));
+    let mut present = 0;
+    while first < last {
+        let count = (last - first).min(ENTRIES);
+        let bytes = &mut buffer[..(count * 8) as usize];
+        pagemap.read_exact_at(bytes, first * 8)?;
+        let entries = bytes.chunks_exact(8).filter_map(|entry| <[u8; 8]>::try_from(entry).ok());
+        present += entries.filter(|&entry| u64::from_ne_bytes(entry) & PRESENT != 0).count() as u64;
+        first += count;
+    }
+    Ok(present * page)
 }
 
 fn parse_rollup(rollup: &str) -> io::Result<Detail> {
@@ -223,12 +343,13 @@ fn parse_rollup(rollup: &str) -> io::Result<Detail> {
             .map(|kib| kib * 1024)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no {key} line in smaps_rollup")))
     };
-    Ok(Detail {
-        pss: field("Pss:")?,
-        uss: field("Private_Clean:")? + field("Private_Dirty:")?,
-        swap: field("Swap:")?,
-        ..Detail::default()
-    })
+    let shared = Sharing {
+        shared_clean: field("Shared_Clean:")?,
+        shared_dirty: field("Shared_Dirty:")?,
+        private_clean: field("Private_Clean:")?,
+        private_dirty: field("Private_Dirty:")?,
+    };
+    Ok(Detail { pss: field("Pss:")?, uss: shared.private_clean + shared.private_dirty, swap: field("Swap:")?, shared })
 }
 
 /// The value of a "Key:   123 kB" line.
@@ -237,18 +358,18 @@ fn kib_field(text: &str, key: &str) -> Option<u64> {
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ArenaHeaps {
     mappings: u64,
     resident: u64,
 }
 
 /// One mapping of /proc/self/smaps (or maps): its header line, and its Rss if listed.
-struct Mapping<'a> {
-    start: u64,
-    end: u64,
-    perms: &'a str,
-    path: Option<&'a str>,
+pub(crate) struct Mapping<'a> {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) perms: &'a str,
+    pub(crate) path: Option<&'a str>,
     rss: u64,
 }
 
@@ -256,7 +377,7 @@ struct Mapping<'a> {
 /// (its header is always writable) and spans at most 64 MiB together with the PROT_NONE
 /// reserve after it; the main arena is the brk heap, "[heap]".
 /// `resident`: how many bytes of a mapping are resident (smaps' Rss, or the page table's).
-fn arena_heaps(maps: &str, resident: impl Fn(&Mapping) -> u64) -> ArenaHeaps {
+fn arena_heaps(maps: &str, mut resident: impl FnMut(&Mapping) -> u64) -> ArenaHeaps {
     let mut heaps = ArenaHeaps::default();
     let mut mappings = parse_mappings(maps).into_iter().peekable();
     while let Some(m) = mappings.next() {
@@ -301,7 +422,7 @@ fn resident_in(start: u64, end: u64, page: u64) -> u64 {
     present.iter().filter(|&&bits| bits & 1 == 1).count() as u64 * page
 }
 
-fn parse_mappings(text: &str) -> Vec<Mapping<'_>> {
+pub(crate) fn parse_mappings(text: &str) -> Vec<Mapping<'_>> {
     let mut mappings: Vec<Mapping> = Vec::new();
     for line in text.lines() {
         if let Some(mapping) = parse_mapping_header(line) {
@@ -327,6 +448,14 @@ fn parse_mapping_header(line: &str) -> Option<Mapping<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The last walk is one per process: tests that walk take turns, so that one's reuse is
+    /// not another's walk.
+    static WALKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn walks_in_turn() -> std::sync::MutexGuard<'static, ()> {
+        WALKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     #[test]
     fn a_child_s_start_time_is_when_it_was_spawned_by_the_clock() {
@@ -364,7 +493,8 @@ mod tests {
         assert!(m.rss > 0 && m.rss == m.anon + m.file);
         // Both from one read of smaps_rollup: other tests allocate meanwhile, so a
         // comparison with the statm reading above would race them.
-        let d = reading_reusing(None).expect("detail");
+        let _turn = walks_in_turn();
+        let d = reading_reusing(None, None).expect("detail");
         let (pss, uss) = (d.pss.expect("pss"), d.uss.expect("uss"));
         assert!(uss > 0 && uss <= pss, "{d:?}");
     }
@@ -399,18 +529,70 @@ mod tests {
         assert_eq!(resident_in(0, 1 << 20, page), 0, "an unmapped range holds nothing");
     }
 
+    /// The heaps' resident bytes are carried over while the arenas hold the same, and
+    /// counted again (by the page table) once they do not: a thread that writes 64 MiB into
+    /// its arena shows only then.
+    #[test]
+    fn the_arena_heaps_count_is_reused_only_while_the_arenas_hold_the_same() {
+        let _turn = walks_in_turn();
+        let reuse = Reuse { max_age: Duration::from_secs(60), rss_drift: 1 << 30 };
+        let held = ArenasHeld { systems: 7, free: 4 << 30 };
+        let resident = |arenas| reading_reusing(Some(reuse), Some(arenas)).expect("a reading").arena_resident;
+        let first = resident(held).expect("counted");
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (ready, written) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            // Under glibc's mmap threshold, so that they come from this thread's arena.
+            let blocks: Vec<Vec<u8>> = (0..1024).map(|_| vec![1u8; 64 << 10]).collect();
+            ready.send(()).expect("ready");
+            hold.recv().ok();
+            std::hint::black_box(&blocks);
+        });
+        written.recv().expect("the blocks are written");
+        let carried = resident(held).expect("carried over");
+        // Free bytes moved by more than the drift (here 1 GiB, so that RSS alone does not end the reuse).
+        let freed_less = resident(ArenasHeld { free: held.free - (2 << 30), ..held }).expect("counted again");
+        let new_arena = resident(ArenasHeld { systems: 8, ..held }).expect("counted again");
+        release.send(()).ok();
+        writer.join().expect("writer");
+        assert_eq!(carried, first);
+        // Other tests' arenas grow and shrink meanwhile (by 17 MiB seen under load): the 64
+        // MiB written shows within 32 MiB, where a count carried over would show none of it.
+        assert!(freed_less + (32 << 20) >= first + (64 << 20), "{first} then {freed_less}");
+        assert!(new_arena + (32 << 20) >= first + (64 << 20), "{first} then {new_arena}");
+    }
+
+    /// Another process's heaps are counted in its pagemap: for this process, what mincore
+    /// counts, page for page, over a block half of whose pages were written.
+    #[test]
+    fn pagemap_counts_resident_pages_as_mincore_does() {
+        let page = page_size();
+        let mut block = vec![0u8; (1024 * page) as usize];
+        for index in (0..block.len()).step_by(2 * page as usize) {
+            block[index] = 1;
+        }
+        let start = (block.as_ptr() as u64).next_multiple_of(page);
+        let end = start + 1000 * page;
+        let pagemap = File::open(format!("/proc/{}/pagemap", std::process::id())).expect("pagemap");
+        let by_pagemap = resident_by_pagemap(&pagemap, start, end, page).expect("pagemap read");
+        assert_eq!(by_pagemap, resident_in(start, end, page));
+        assert!(by_pagemap >= 490 * page && by_pagemap <= 510 * page, "{by_pagemap}");
+        std::hint::black_box(&block);
+    }
+
     /// A walk is reused while it is young and RSS holds; no reuse asked for, or an expired
     /// one, walks again (age 0). Other tests move RSS meanwhile, hence the wide drift here.
     #[test]
     fn a_moment_reuses_the_last_rollup_walk_while_rss_holds() {
-        let first = reading_reusing(None).expect("a walk");
+        let _turn = walks_in_turn();
+        let first = reading_reusing(None, None).expect("a walk");
         assert_eq!(first.rollup_age, Some(0.0));
         let reuse = Reuse { max_age: Duration::from_secs(60), rss_drift: 1 << 30 };
-        let again = reading_reusing(Some(reuse)).expect("a reading");
+        let again = reading_reusing(Some(reuse), None).expect("a reading");
         assert!(again.rollup_age.is_some_and(|age| age > 0.0), "{again:?}");
         assert_eq!(again.pss, first.pss);
         let expired = Reuse { max_age: Duration::ZERO, ..reuse };
-        assert_eq!(reading_reusing(Some(expired)).expect("a reading").rollup_age, Some(0.0));
+        assert_eq!(reading_reusing(Some(expired), None).expect("a reading").rollup_age, Some(0.0));
         let minute = Duration::from_secs(60);
         let mib = 1 << 20;
         assert!(MOMENT_REUSE.allows(Duration::from_secs(59), 100 * mib, 100 * mib + mib / 2));
@@ -421,10 +603,11 @@ mod tests {
 
     #[test]
     fn another_process_uss_is_read_like_our_own() {
-        let uss = uss_of(std::process::id()).expect("own smaps_rollup by pid");
-        let pss = reading_reusing(None).expect("own smaps_rollup").pss.expect("pss");
+        let uss = reading_of(std::process::id(), false).expect("own smaps_rollup by pid").uss.expect("uss");
+        let _turn = walks_in_turn();
+        let pss = reading_reusing(None, None).expect("own smaps_rollup").pss.expect("pss");
         assert!(uss > 0 && uss <= pss + (64 << 20), "uss {uss} pss {pss}");
-        assert!(uss_of(u32::MAX).is_err());
+        assert!(reading_of(u32::MAX, false).is_err());
     }
 
     #[test]
@@ -459,17 +642,28 @@ Rss:                   0 kB\n";
     }
 
     #[test]
-    fn rollup_gives_pss_uss_and_swap() {
+    fn rollup_gives_pss_uss_swap_and_what_is_shared() {
         let rollup = "\
 55d000000000-7ffd00000000 ---p 00000000 00:00 0                          [rollup]\n\
 Rss:              300000 kB\n\
 Pss:              200000 kB\n\
 Shared_Clean:     100000 kB\n\
+Shared_Dirty:      30000 kB\n\
 Private_Clean:     20000 kB\n\
 Private_Dirty:    150000 kB\n\
 Swap:                 12 kB\n";
         let d = parse_rollup(rollup).expect("rollup");
         assert_eq!((d.pss, d.uss, d.swap), (200_000 * 1024, 170_000 * 1024, 12 * 1024));
+        let k = |kib: u64| kib * 1024;
+        assert_eq!(
+            d.shared,
+            Sharing {
+                shared_clean: k(100_000),
+                shared_dirty: k(30_000),
+                private_clean: k(20_000),
+                private_dirty: k(150_000)
+            }
+        );
         assert!(parse_rollup("Rss: 1 kB\n").is_err());
     }
 }

@@ -310,7 +310,6 @@ impl SafeReader {
     }
 
     fn word(&self, address: usize) -> io::Result<usize> {
-        // A bit test rather than is_multiple_of, which the Docker images' older rustc lacks.
         if address & (SIZE_WORD - 1) != 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{address:#x} is not word-aligned")));
         }

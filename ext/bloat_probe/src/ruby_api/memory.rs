@@ -1,5 +1,6 @@
-//! BloatProbe.memory: process memory from /proc/self; another process's USS for the guard;
-//! a process's start time for the metrics.
+//! BloatProbe.memory: process memory from /proc/self; BloatProbe.memory_of: another
+//! process's (the guard's budget, a cluster's workers); a process's start time for the
+//! metrics.
 
 use super::errors::io_error;
 use super::fields::to_array;
@@ -13,9 +14,11 @@ pub fn memory(ruby: &Ruby, detail: bool) -> Result<RArray, Error> {
     to_array(ruby, &reading)
 }
 
-/// USS of another process, by pid.
-pub fn uss_of(ruby: &Ruby, pid: u32) -> Result<u64, Error> {
-    procfs::uss_of(pid).map_err(|e| io_error(ruby, &format!("reading /proc/{pid}/smaps_rollup"), e))
+/// Another process's memory, by pid, as a detailed reading gives one's own (without the
+/// arena heaps).
+pub fn memory_of(ruby: &Ruby, pid: u32) -> Result<RArray, Error> {
+    let reading = procfs::reading_of(pid, false).map_err(|e| io_error(ruby, &format!("reading /proc/{pid}"), e))?;
+    to_array(ruby, &reading)
 }
 
 /// When a process started, in seconds since the epoch.

@@ -13,9 +13,11 @@ mod errors;
 mod fields;
 mod mallinfo;
 mod malloc_stats;
+mod mallopt;
 mod memory;
 mod metrics_listener;
 mod nogvl;
+mod outside_command;
 mod retained;
 mod thread_arena;
 mod thread_faults;
@@ -32,13 +34,15 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("arena_stats", function!(arena_stats::arena_stats, 0))?;
     native.define_singleton_method("malloc_stats", function!(malloc_stats::malloc_stats, 0))?;
     native.define_singleton_method("memory", function!(memory::memory, 1))?;
-    native.define_singleton_method("uss_of", function!(memory::uss_of, 1))?;
+    native.define_singleton_method("memory_of", function!(memory::memory_of, 1))?;
     native.define_singleton_method("start_time", function!(memory::start_time, 1))?;
     native.define_singleton_method("allocator", function!(allocator::allocator, 0))?;
     native.define_singleton_method("jemalloc_stats", function!(allocator::jemalloc_stats, 0))?;
     native.define_singleton_method("bundled_jemalloc_stats", function!(allocator::bundled_jemalloc_stats, 0))?;
     native.define_singleton_method("jemalloc_purge", function!(allocator::jemalloc_purge, 0))?;
     native.define_singleton_method("trim", function!(trim::trim, 1))?;
+    native.define_singleton_method("mallopt", function!(mallopt::mallopt, 2))?;
+    native.const_set("MALLOC_PARAMETERS", mallopt::parameters(ruby)?)?;
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
     native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;
     native.define_singleton_method("thread_arena_mark", function!(thread_arena::thread_arena_mark, 0))?;
@@ -59,6 +63,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("retain_limit", function!(churn::retain_limit, 0))?;
     native.define_singleton_method("retain_limit=", function!(churn::set_retain_limit, 1))?;
     native.define_singleton_method("retained_bytes", function!(churn::retained_bytes, 0))?;
+    native.define_singleton_method("outside_command", function!(outside_command::outside_command, 1))?;
     metrics_listener::define(ruby, module)?;
     retained::define(ruby, module)
 }

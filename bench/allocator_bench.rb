@@ -37,7 +37,7 @@ module AllocatorBench
     terminal_plot(runs) if settings.plot
     puts "", "Report: #{files[:html]} (the table, the findings and both charts on one page)",
          "JSON:   #{files[:json]}", "SVG:    #{files[:timeline]}",
-         "        #{files[:tradeoff]} (RSS after idle against speed)",
+         "        #{files[:tradeoff]} (#{report.memory} after idle against speed)",
          format("Wall time: %dm%02ds", *runner.elapsed.divmod(60))
   rescue ArgumentError => e
     abort "rake bench: #{e.message}"

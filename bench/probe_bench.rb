@@ -10,6 +10,8 @@ require_relative "allocator_bench/configuration"
 require_relative "allocator_bench/server"
 require_relative "allocator_bench/load"
 require "net/http"
+require "open3"
+require "json"
 
 module ProbeBench
   module_function
@@ -71,6 +73,7 @@ module ProbeBench
     scrape_costs
     middleware_cost
     reporter_cpu
+    outside_cost
     hold.close
     workers.each(&:join)
     trim_cost
@@ -78,6 +81,7 @@ module ProbeBench
     side_by_side("metrics mounted", { "BLOAT_PROBE_METRICS" => "1" }, { "BLOAT_PROBE_METRICS" => "0" })
     side_by_side("attribution middleware", { "BLOAT_PROBE_ATTRIBUTION" => "1" }, { "BLOAT_PROBE_ATTRIBUTION" => "0" })
     side_by_side("malloc_trim(0) every second", { "BLOAT_PROBE_TRIM_INTERVAL" => "1" }, {})
+    outside_beside_the_app
 
     # Interleaved, so that a noisy moment on this shared machine hits both sides alike.
     rates = Array.new(5) { [churn_rate(1), churn_rate(2)] }
@@ -89,7 +93,9 @@ module ProbeBench
              "a moment ≤ 5 ms with them; 2 threads ≥ 1.6× 1;",
          "scrape ≤ 2 ms and ≤ 1.5× arena_stats; Reporter at 1 s ≤ 0.5% of a core; mounted metrics ≈ 1.00× req/s;",
          "attribution ≤ 20 µs a request, /posts with it ≥ 0.98× without; a scrape of the metrics port while " \
-         "every request thread is busy ≤ 50 ms; the trim's time per GiB and /posts' p99 with trims: figures, no target."
+         "every request thread is busy ≤ 50 ms; the trim's time per GiB and /posts' p99 with trims: figures, " \
+         "no target;",
+         "bloat-probe PID ≤ 50 ms with the 16 arenas; the web mix with it every second ≥ 0.98× req/s, p99 within noise."
   end
 
   # What the Reporter, a scrape past the diagnosis interval, the guard and the dashboard
@@ -221,8 +227,9 @@ module ProbeBench
   end
 
   # rails-app's /posts under wrk with the server's environment `with` and `without`, 3
-  # rounds interleaved: the medians of req/s and of p99.
-  def side_by_side(label, with, without)
+  # rounds interleaved: the medians of req/s and of p99. `during`, if given, runs beside
+  # the "on" side's load with the server's pid, until the load ends.
+  def side_by_side(label, with, without, mix: "posts:1", requests: 3000, during: nil)
     runs = { "on" => [], "off" => [] }
     Dir.mktmpdir("bloat_probe-probe-bench") do |dir|
       3.times do |round|
@@ -230,9 +237,13 @@ module ProbeBench
           config = AllocatorBench::Configuration.new(name: state, summary: label, env: state == "on" ? with : without)
           server = AllocatorBench::Server.new(config, threads: 5,
                                                       log_path: File.join(dir, "#{round}-#{state}.log")).start
-          load = AllocatorBench::Load.new(requests: 3000, concurrency: 10, mix: AllocatorBench::Mix.new("posts:1"),
+          load = AllocatorBench::Load.new(requests: requests, concurrency: 10, mix: AllocatorBench::Mix.new(mix),
                                           max_seconds: 120)
+          done = false
+          beside = (Thread.new { during.call(server.pid) { done } } if during && state == "on")
           results << load.run(server.port)
+          done = true
+          beside&.join
         ensure
           server&.stop
         end
@@ -240,10 +251,42 @@ module ProbeBench
     end
     median = ->(results, key) { results.map { _1[key] }.sort[results.size / 2] }
     (on_rps, off_rps), (on_p99, off_p99) = %i[rps p99_us].map { |key| runs.values.map { median.call(_1, key) } }
-    puts "", format("%-34s %12s %10s", "rails-app /posts (median of 3)", "req/s", "p99 ms")
+    puts "", format("%-34s %12s %10s", "rails-app #{mix} (median of 3)", "req/s", "p99 ms")
     puts format("%-34s %12.0f %10.1f   (%s; %.2f× the req/s without)", label, on_rps, on_p99 / 1000.0,
                 settings(with), on_rps / off_rps)
     puts format("%-34s %12.0f %10.1f   (%s)", "without", off_rps, off_p99 / 1000.0, settings(without))
+  end
+
+  OUTSIDE_COMMAND = File.expand_path("../target/release/bloat-probe", __dir__)
+
+  # bloat-probe PID against this process's 16 fragmented arenas, median of 9 runs: the
+  # command's own reading time (its read_seconds), and from spawn to exit, which adds the
+  # fork of this 1 GiB process.
+  def outside_cost
+    runs = Array.new(9) do
+      started = monotonic
+      out, status = Open3.capture2(OUTSIDE_COMMAND, Process.pid.to_s, "--json")
+      raise "bloat-probe #{Process.pid} failed: #{status}" unless status.success?
+
+      [JSON.parse(out).fetch("read_seconds"), monotonic - started]
+    end
+    reading, whole = runs.transpose.map { |times| times.sort[4] }
+    puts "", format("%-34s %12s", "bloat-probe PID (median of 9)", "ms")
+    puts format("%-34s %12.1f   (16 arenas, %s free in them)", "its reading of this process",
+                reading * 1000, BloatProbe::Format.bytes(BloatProbe.arena_stats.free))
+    puts format("%-34s %12.1f", "spawned from here, start to exit", whole * 1000)
+  end
+
+  # What reading rails-app from outside every second costs it, under the web mix.
+  def outside_beside_the_app
+    every_second = lambda do |pid, &done|
+      until done.call
+        Open3.capture2(OUTSIDE_COMMAND, pid.to_s, "--json")
+        sleep 1
+      end
+    end
+    side_by_side("bloat-probe PID every 1 s", {}, {},
+                 mix: "posts:10,strings:29,churn:1", requests: 1200, during: every_second)
   end
 
   def settings(env)
@@ -253,4 +296,4 @@ end
 
 require "etc"
 require "tmpdir"
-ProbeBench.main
+ProbeBench.main if $PROGRAM_NAME == __FILE__

@@ -30,8 +30,11 @@ require_relative "bloat_probe/diagnosis"
 require_relative "bloat_probe/moment"
 require_relative "bloat_probe/examiner"
 require_relative "bloat_probe/recorder"
+require_relative "bloat_probe/durations"
 require_relative "bloat_probe/attribution"
 require_relative "bloat_probe/probe"
+require_relative "bloat_probe/trial"
+require_relative "bloat_probe/trial_report"
 require_relative "bloat_probe/metrics"
 require_relative "bloat_probe/metrics/snapshot"
 require_relative "bloat_probe/metrics/families"
@@ -65,6 +68,13 @@ module BloatProbe
     # arena heap mappings and the resident bytes of glibc's arenas (/proc/self/smaps).
     def memory(detail: false)
       Memory.from_a(Native.memory(detail))
+    end
+
+    # Another process's memory, as memory(detail: true) reads one's own but without the
+    # arena heaps: RSS, PSS, USS, swap, shared and private. BloatProbe::Error when it is
+    # gone or not ours to read.
+    def memory_of(pid)
+      Memory.from_a(Native.memory_of(pid))
     end
 
     # The malloc serving this process, detected at run time.
@@ -130,6 +140,29 @@ module BloatProbe
     # malloc_trim(pad): hands free pages of every arena back to the system.
     def trim(pad = 0)
       TrimResult.from_h(Native.trim(pad))
+    end
+
+    # What a Puma master can do just before it forks, so that its workers start from as
+    # little memory as it can give them to share: Ruby 3.3's Process.warmup (a full GC,
+    # compaction, promotion to the old generation, freeing empty heap pages, malloc_trim);
+    # before 3.3, the part of that Ruby can do: a full GC, a compaction, and a trim under
+    # glibc. Returns what it ran, in words.
+    def prepare_for_fork
+      return "Process.warmup" if Process.respond_to?(:warmup) && Process.warmup
+
+      GC.start(full_mark: true, immediate_sweep: true)
+      GC.compact if GC.respond_to?(:compact)
+      return "GC.start, GC.compact" unless allocator.glibc?
+
+      trim
+      "GC.start, GC.compact, malloc_trim"
+    end
+
+    # Changes one of glibc's malloc parameters in this process from now on (mallopt):
+    # :arena_max, :mmap_threshold or :trim_threshold (MALLOC_PARAMETERS gives each one's
+    # range). Arenas and blocks that exist stay as they are.
+    def mallopt(parameter, value)
+      Native.mallopt(parameter, value)
     end
 
     # Allocates in native code with the GVL released. See README for the options.

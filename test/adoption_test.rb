@@ -8,7 +8,8 @@ require_relative "../bench/allocator_bench/child_process"
 # The README's "In your own app", followed in a Rails app that `rails new` generates here
 # (this release's Rails): the gem from this checkout in the Gemfile, `plugin :bloat_probe`
 # in config/puma.rb, `bundle exec puma`. Without Puma in the bundle it fails as the README
-# says; with `gem "puma"` the process logs its verdict and serves the metrics.
+# says; with `gem "puma"` the process logs its verdict and serves the metrics, and the
+# gem's `bloat-probe` reads it from outside.
 class AdoptionTest < Minitest::Test
   ROOT = File.expand_path("..", __dir__)
   # Offline, Bundler can take only the gems installed here: the development tools and
@@ -53,6 +54,11 @@ class AdoptionTest < Minitest::Test
       nil
     end
     assert_match(/^bloat_probe_malloc_arenas [1-9]\d*$/, metrics)
+    # The gem's executable, as the app's bundle gives it, reading the server from outside.
+    report, status = Open3.capture2e(env, "bundle", "exec", "bloat-probe", pid.to_s, chdir: app)
+    assert status.success?, report
+    assert_match(/^process #{pid} \(.+\): glibc [\d.]+/, report)
+    assert_match(/^verdict  \w+: /, report)
   ensure
     if pid
       Process.kill("TERM", pid)

@@ -62,6 +62,48 @@ class BenchTest < Minitest::Test
     end
   end
 
+  # WORKERS=2: a master and two workers of 12 threads; memory is what the container is
+  # charged (the sum of their PSS), and the workers' shared and private memory is read
+  # beside it. warmup runs in cluster mode only, and its master logs what it did.
+  def test_cluster_mode_reports_the_pss_sum_shared_fraction_and_private_memory_per_worker
+    Dir.mktmpdir("bloat_probe-bench") do |results|
+      env = bench_env(results).merge("WORKERS" => "2", "CONFIGS" => "glibc,warmup", "REQUESTS" => "200", "PLOT" => "0")
+      out, err, status = Open3.capture3(env, "timeout", "--kill-after=5", "300", RbConfig.ruby, SCRIPT, chdir: ROOT)
+      assert status.success?, "bench failed:\n#{err}\n#{out}"
+      assert_match(/^config .* PSS sum start +PSS sum peak +PSS sum end +PSS sum idle /, out)
+      assert_match(%r{^workers +shared start +shared end +shared idle +private/worker end +private/worker idle$}, out)
+      assert_match(/^With warmup before fork the workers shared \d+% of their RSS at the start/, out)
+      report = JSON.parse(File.read(out[/^JSON: +(\S+)/, 1]), symbolize_names: true)
+      assert_equal [2, 12], report[:settings].values_at(:workers, :threads)
+      report[:runs].each do |run|
+        assert_equal 2, run[:workers_private].size, run[:config]
+        %i[shared_fraction_start shared_fraction_end_of_load shared_fraction_after_idle].each do |key|
+          assert_includes 0.0..1.0, run[key], "#{run[:config]} #{key}"
+        end
+        # Right after boot the workers share most of what the master loaded; the load then
+        # makes most of their memory their own.
+        assert_operator run[:shared_fraction_start], :>, run[:shared_fraction_after_idle], run[:config]
+        assert_operator run[:worker_private_after_idle], :>, run[:worker_private_end_of_load] / 2, run[:config]
+        # PSS counts each worker's private pages in full, and the master and shared pages besides.
+        assert_operator run[:rss_after_idle], :>=, 2 * run[:worker_private_after_idle], run[:config]
+      end
+      logs = Dir[File.join(results, "*-warmup-1.log")]
+      assert_match(/bloat_probe before_fork ran="GC\.start, GC\.compact, malloc_trim" seconds=[\d.]+ rss_mib=/,
+                   File.read(logs.fetch(0)))
+      refute_match(/before_fork/, File.read(Dir[File.join(results, "*-glibc-1.log")].fetch(0)))
+    end
+  end
+
+  def test_warmup_needs_cluster_mode
+    require_relative "../bench/allocator_bench"
+    single = AllocatorBench::Settings.from_env("CONFIGS" => "glibc,warmup")
+    assert_equal "it acts before Puma forks: cluster mode only (WORKERS=1 or more)",
+                 single.configs.last.missing(cluster: false)
+    assert_nil single.configs.last.missing(cluster: true)
+    assert_equal "warmup", AllocatorBench::Settings.from_env("WORKERS" => "3").configs.last.name
+    assert_equal 8, AllocatorBench::Settings.from_env("WORKERS" => "3").threads
+  end
+
   def test_on_a_terminal_the_progress_is_a_bar_with_elapsed_time_and_an_estimate
     require "pty"
     Dir.mktmpdir("bloat_probe-bench") do |results|
@@ -95,7 +137,9 @@ class BenchTest < Minitest::Test
         { "WORKLOAD" => "nope" } => /WORKLOAD must be one of web, sidekiq \(or unset\), got "nope"/,
         { "WORKLOAD" => "sidekiq",
           "PRESET" => "seed" } => /PRESET=seed is a web load; it does not go with WORKLOAD=sidekiq/,
-        { "WORKLOAD" => "sidekiq", "JOBS" => "-3" } => /JOBS must be a whole number in 1\.\.1000000000, got "-3"/
+        { "WORKLOAD" => "sidekiq", "JOBS" => "-3" } => /JOBS must be a whole number in 1\.\.1000000000, got "-3"/,
+        { "WORKERS" => "65" } => /WORKERS must be a whole number in 0\.\.64, got "65"/,
+        { "WORKLOAD" => "sidekiq", "WORKERS" => "2" } => /WORKERS=2 is Puma's cluster mode; WORKLOAD=sidekiq has none/
       }.each do |env, message|
         out, status = Open3.capture2e(bench_env(results).merge(env), "timeout", "--kill-after=5", "30",
                                       RbConfig.ruby, SCRIPT, chdir: ROOT)

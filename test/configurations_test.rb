@@ -14,7 +14,9 @@ class ConfigurationsTest < Minitest::Test
   def test_the_default_six_and_all
     names = ->(spec) { AllocatorBench::Configuration.select(spec).map(&:name) }
     assert_equal %w[glibc arena2 jemalloc trim tcmalloc mimalloc], names.call(nil)
-    assert_equal names.call(nil) + %w[jemalloc-tuned jemalloc-bg arena4 yjit mmap-fixed trim-1s], names.call("all")
+    assert_equal names.call(nil) + %w[jemalloc-tuned jemalloc-bg arena4 yjit mmap-fixed trim-1s warmup no-probe],
+                 names.call("all")
+    assert_equal [*names.call(nil), "warmup"], AllocatorBench::Configuration.select(nil, cluster: true).map(&:name)
     assert_equal %w[arena4 glibc], names.call("arena4, glibc")
   end
 

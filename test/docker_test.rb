@@ -198,11 +198,23 @@ class DockerTest < Minitest::Test
     metrics = get("/bloat/metrics").body
     assert_match(/^process_resident_memory_bytes \d+$/, metrics, "#{name}: the metrics, as Prometheus scrapes them")
     assert_match(/^bloat_probe_allocator_info\{allocator="#{arena_stats.allocator}",/, metrics)
+    read_from_outside(arena_stats, name)
     {
       name: name, verdict: stats.diagnosis.verdict.to_s, docker_stats: docker_stats_memory, rss: arena_stats.rss,
       arenas: arena_stats.arena_count, allocator: arena_stats.allocator.to_s,
       req_per_s: out[/^Requests per second:\s+([\d.]+)/, 1].to_f
     }
+  end
+
+  # bloat-probe in the image, reading the app (the container's PID 1) from outside, as an
+  # operator would with `docker compose exec bloat bloat-probe 1`: the same allocator, and
+  # under glibc the same arenas as the app's own reading just before.
+  def read_from_outside(arena_stats, name)
+    outside = JSON.parse(compose("exec", "-T", "bloat", "bloat-probe", "1", "--json"), symbolize_names: true)
+    assert_equal arena_stats.allocator.to_s, outside[:arena_stats][:allocator], "#{name}: bloat-probe 1"
+    return unless arena_stats.allocator.to_s == "glibc"
+
+    assert_equal arena_stats.arena_count, outside[:arena_stats][:glibc][:arena_count], "#{name}: bloat-probe 1"
   end
 
   # What each stack's image runs: Ruby, Rails and Puma of its Debian release.

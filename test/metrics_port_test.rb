@@ -39,9 +39,35 @@ class MetricsPortTest < Minitest::Test
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
     workers = []
     while workers.size < 2 && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
-      workers = scrape.body.scan(/^bloat_probe_malloc_arenas\{worker="(\d)"\} \d+$/).flatten.uniq.sort
+      # The master opens the port once every worker has booted; a worker may answer before.
+      body = begin
+        scrape.body
+      rescue Errno::ECONNREFUSED
+        ""
+      end
+      workers = body.scan(/^bloat_probe_malloc_arenas\{worker="(\d)"\} \d+$/).flatten.uniq.sort
       sleep 0.25
     end
     assert_equal %w[0 1], workers, File.read(@log)[-2000..]
+    assert_shared_and_private_per_process(scrape.body)
+  end
+
+  # Each worker's shared and private bytes (smaps_rollup) add up to its RSS (statm), and
+  # after preload_app! it shares Rails with the master; the master's row is the kernel's
+  # reading of the master now, which serves nothing and so holds still.
+  def assert_shared_and_private_per_process(body)
+    value = ->(name, worker, extra = "") { body[/^#{name}\{worker="#{worker}"#{extra}\} (\d+)$/, 1]&.to_i }
+    sharing = ->(kind, worker) { %w[clean dirty].sum { |state| value.call(kind, worker, ",state=\"#{state}\"") } }
+    %w[0 1 master].each do |worker|
+      shared = sharing.call("bloat_probe_shared_bytes", worker)
+      private = sharing.call("bloat_probe_private_bytes", worker)
+      rss = value.call("process_resident_memory_bytes", worker)
+      assert_in_delta rss, shared + private, [rss / 50, 4 << 20].max, "worker #{worker}: shared + private is RSS"
+      assert_operator shared, :>=, 8 << 20, "worker #{worker} shares the preloaded app"
+    end
+    rollup = File.read("/proc/#{@server.pid}/smaps_rollup")
+    kernel = ->(key) { Integer(rollup[/^#{key}:\s+(\d+) kB/, 1]) * 1024 }
+    assert_in_delta kernel.call("Private_Clean") + kernel.call("Private_Dirty"),
+                    sharing.call("bloat_probe_private_bytes", "master"), 4 << 20
   end
 end

@@ -123,7 +123,9 @@ class MetricsTest < Minitest::Test
     limited = BloatProbe::Metrics::Snapshot.of(probe).to_h.merge(
       cgroup: BloatProbe::Cgroup.from_h(BloatProbe.cgroup.to_h.merge(memory_limit: 512 << 20))
     )
-    contained = BloatProbe::Metrics::Families.series(BloatProbe::Metrics::Snapshot.new(**limited)).map(&:first).uniq
+    contained = family_names(BloatProbe::Metrics::Exposition.render(
+                               BloatProbe::Metrics::Families.series(BloatProbe::Metrics::Snapshot.new(**limited))
+                             ))
     assert_equal BloatProbe::Metrics::Families::ALL.map(&:name).sort, (glibc | jemalloc | contained).sort
   end
 

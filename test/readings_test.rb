@@ -64,7 +64,7 @@ class ReadingsTest < Minitest::Test
     assert_operator detailed.arena_resident, :<, detailed.rss
     assert_kind_of Hash, BloatProbe.arena_stats.to_h.dig(:glibc, :arenas).first
     assert_match(/\A#<BloatProbe::Memory rss=\d+(\.\d)? MiB, anon=.*, file=[^,]*>\z/, memory.inspect)
-    detail = /, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+, pss=.*, uss=.*, arena_resident=[^,]*, rollup_age=0\.0>\z/
+    detail = /, swap=\d+(\.\d)? ?[KMG]?i?B, heap_mappings=\d+, pss=.*, uss=.*, arena_resident=[^,]*, rollup_age=0\.0, /
     assert_match detail, detailed.inspect
   end
 
@@ -114,12 +114,41 @@ class ReadingsTest < Minitest::Test
     assert_in_delta kib.call("Pss"), memory[:pss], 2 * MiB
     assert_in_delta kib.call("Private_Clean") + kib.call("Private_Dirty"), memory[:uss], 2 * MiB
     assert_in_delta kib.call("Swap"), memory[:swap], 2 * MiB
+    %w[Shared_Clean Shared_Dirty Private_Clean Private_Dirty].each do |key|
+      assert_in_delta kib.call(key), memory[key.downcase.to_sym], 2 * MiB, key
+    end
     assert_in_delta seen[:statm][1], memory[:rss], 2 * MiB
     assert_in_delta seen[:statm][2], memory[:file], 2 * MiB
     assert_in_delta seen[:statm][1] - seen[:statm][2], memory[:anon], 2 * MiB
   ensure
     reader&.close
     shared&.clear
+  end
+
+  # A forked child shares its parent's pages until it writes them: 64 MiB it inherited
+  # count as shared, then, once it has written them, as private and dirty.
+  def test_a_forked_child_shares_its_parents_pages_until_it_writes_them
+    inherited = Array.new(64) { "x" * (1 << 20) }
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      at_fork = BloatProbe.memory(detail: true)
+      inherited.each { |block| block.setbyte(0, 1) && block.tr!("x", "y") }
+      written = BloatProbe.memory(detail: true)
+      writer.puts(JSON.generate([at_fork.to_h, written.to_h]))
+      exit!(0)
+    end
+    writer.close
+    at_fork, written = JSON.parse(reader.read, symbolize_names: true)
+    Process.wait(child)
+    shared = ->(memory) { memory[:shared_clean] + memory[:shared_dirty] }
+    assert_operator shared.call(at_fork), :>=, 64 * MiB, "inherited pages are shared"
+    assert_operator shared.call(at_fork) - shared.call(written), :>=, 56 * MiB, "written pages are no longer shared"
+    assert_operator written[:private_dirty] - at_fork[:private_dirty], :>=, 56 * MiB, "written pages are private"
+    assert_equal written[:private_clean] + written[:private_dirty], written[:uss]
+  ensure
+    reader&.close
+    inherited&.clear
   end
 
   def test_allocator_is_glibc_with_its_version

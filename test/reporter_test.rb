@@ -19,8 +19,8 @@ class ReporterTest < Minitest::Test
     reporter.tick
     assert_equal 1, @lines.size
     mib = "\\d+\\.\\d"
-    fields = %W[pid=#{Process.pid} verdict=[a-z_]+ rss_mib=#{mib} pss_mib=#{mib} malloc_in_use_mib=#{mib}
-                free_mib=#{mib} trimmable_mib=#{mib} arenas=\\d+ ruby_heap_mib=#{mib}
+    fields = %W[pid=#{Process.pid} verdict=[a-z_]+ rss_mib=#{mib} pss_mib=#{mib} private_mib=#{mib} shared_mib=#{mib}
+                malloc_in_use_mib=#{mib} free_mib=#{mib} trimmable_mib=#{mib} arenas=\\d+ ruby_heap_mib=#{mib}
                 in_use_growth_mib_per_hour=- allocator=glibc-2\\.\\d+]
     assert_match(/\Abloat_probe #{fields.join(" ")}\z/, @lines.first)
   end

@@ -57,6 +57,12 @@ module AllocatorBench
       @pid = nil
     end
 
+    # The memory of the processes of a cluster; nil for a program of one process (Server
+    # in cluster mode has one).
+    def cluster_memory
+      nil
+    end
+
     def alive?
       !@pid.nil? && Process.waitpid(@pid, Process::WNOHANG).nil?
     rescue Errno::ECHILD

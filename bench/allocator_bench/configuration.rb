@@ -7,11 +7,11 @@ module AllocatorBench
   # what it needs installed.
   LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].freeze
 
-  Configuration = Struct.new(:name, :env, :library, :package, :summary, keyword_init: true)
+  Configuration = Struct.new(:name, :env, :library, :package, :summary, :cluster_only, keyword_init: true)
 
   # How a configuration is drawn, the same in every chart, the report and the README: a
-  # colour of its own (Okabe and Ito's colour-blind-safe eight, then three of Paul Tol's
-  # muted set), and a dash and a marker, so that no two are told apart by colour alone.
+  # colour of its own (Okabe and Ito's colour-blind-safe eight, then Paul Tol's muted
+  # set), and a dash and a marker, so that no two are told apart by colour alone.
   Look = Struct.new(:colour, :dash, :marker)
 
   class Look
@@ -32,8 +32,10 @@ module AllocatorBench
   end
 
   class Configuration
-    # The six a default run compares, then the settings people copy (CONFIGS=all).
+    # The six a default run compares, then the settings people copy (CONFIGS=all); in
+    # cluster mode (WORKERS), warmup too.
     DEFAULT = %w[glibc arena2 jemalloc trim tcmalloc mimalloc].freeze
+    CLUSTER_DEFAULT = [*DEFAULT, "warmup"].freeze
 
     def self.all
       [
@@ -65,14 +67,21 @@ module AllocatorBench
             summary: "glibc with MALLOC_MMAP_THRESHOLD_=131072: the mmap threshold fixed at 128 KiB, " \
                      "not raised by large frees"),
         new(name: "trim-1s", env: { "BLOAT_PROBE_TRIM_INTERVAL" => "1" },
-            summary: "glibc, malloc_trim(0) every second whatever it returns (the blind Trimmer)")
+            summary: "glibc, malloc_trim(0) every second whatever it returns (the blind Trimmer)"),
+        new(name: "warmup", env: { "BLOAT_PROBE_COMPACT_BEFORE_FORK" => "1" }, cluster_only: true,
+            summary: "glibc's defaults; the Puma master runs BloatProbe.prepare_for_fork before it forks " \
+                     "(Process.warmup on Ruby 3.3; a full GC, GC.compact and malloc_trim before): cluster mode only"),
+        new(name: "no-probe", env: { "BLOAT_PROBE_ATTRIBUTION" => "0" },
+            summary: "glibc's defaults without the probe's attribution middleware in requests or jobs: " \
+                     "beside glibc, what the middleware costs")
       ]
     end
 
-    # CONFIGS=glibc,jemalloc picks some, in the order given; unset, the default six;
-    # CONFIGS=all, every one.
-    def self.select(names)
-      return all.select { |config| DEFAULT.include?(config.name) } if names.nil? || names.strip.empty?
+    # CONFIGS=glibc,jemalloc picks some, in the order given; unset, the default six (and
+    # warmup in cluster mode); CONFIGS=all, every one.
+    def self.select(names, cluster: false)
+      default = cluster ? CLUSTER_DEFAULT : DEFAULT
+      return all.select { |config| default.include?(config.name) } if names.nil? || names.strip.empty?
       return all if names.strip == "all"
 
       by_name = all.to_h { |config| [config.name, config] }
@@ -109,7 +118,9 @@ module AllocatorBench
       "arena4" => Look.new("#56B4E9", Look::DASHED, :square),
       "yjit" => Look.new("#882255", Look::DASHED, :circle),
       "mmap-fixed" => Look.new("#999933", Look::DOTTED, :circle),
-      "trim-1s" => Look.new("#AA4499", Look::DASH_DOT, :diamond)
+      "trim-1s" => Look.new("#AA4499", Look::DASH_DOT, :diamond),
+      "warmup" => Look.new("#CC6677", Look::DASHED, :diamond),
+      "no-probe" => Look.new("#332288", Look::DOTTED, :circle)
     }.freeze
 
     # The look of a configuration by name, whether it is one of these or not.
@@ -118,7 +129,9 @@ module AllocatorBench
     end
 
     # Why this configuration cannot run here, or nil.
-    def missing
+    # Why this configuration cannot run here, or nil. cluster: whether Puma runs workers.
+    def missing(cluster: false)
+      return "it acts before Puma forks: cluster mode only (WORKERS=1 or more)" if cluster_only && !cluster
       if env.to_h.key?("RUBY_YJIT_ENABLE") && !defined?(RubyVM::YJIT)
         return "this Ruby (#{RUBY_VERSION}) was built without YJIT"
       end

@@ -60,7 +60,8 @@ module AllocatorBench
         #{table(*@report.table_cells, id: "results")}
         #{raisers}
         #{ratios}
-        <h2>RSS over time</h2>
+        #{cluster}
+        <h2>#{@report.memory} over time</h2>
         <figure id="timeline">#{@timeline}</figure>
         <h2>Memory against speed</h2>
         <figure id="tradeoff">#{@tradeoff}</figure>
@@ -114,6 +115,12 @@ module AllocatorBench
 
       "<h3>Which endpoints or jobs raised the arenas' high-water marks</h3>\n" \
         "<ul id=\"raisers\">#{lines.map { |line| "<li>#{esc(line)}</li>" }.join}</ul>"
+    end
+
+    def cluster
+      cells = @report.cluster_cells or return ""
+
+      "<h3>The workers: shared fraction of their RSS, and private memory</h3>\n#{table(*cells, id: "cluster")}"
     end
 
     def ratios

@@ -27,18 +27,20 @@ module AllocatorBench
 
     def draw(report, base:)
       subject = subject(report.settings)
-      timeline = TimelineChart.new(report.runs, title: "RSS of #{subject}").to_s
-      tradeoff = TradeoffChart.new(report.rows, title: "Memory against speed: #{subject}", rate: report.rate).to_s
+      timeline = TimelineChart.new(report.runs, title: "#{report.memory} of #{subject}", memory: report.memory).to_s
+      tradeoff = TradeoffChart.new(report.rows, title: "Memory against speed: #{subject}", rate: report.rate,
+                                                memory: report.memory).to_s
       html = HtmlReport.new(report, timeline: timeline, tradeoff: tradeoff, json_name: File.basename("#{base}.json"))
       files = { timeline: "#{base}.svg", tradeoff: "#{base}-tradeoff.svg", html: "#{base}.html" }
       { timeline: timeline, tradeoff: tradeoff, html: html.to_s }.each { |kind, text| File.write(files[kind], text) }
       files
     end
 
-    # What was measured, where and when: "one Puma process, 25 threads (2026-11-30, 2 cores, ruby 3.1.2p20)".
+    # What was measured, where and when: "one Puma process, 25 threads (2026-11-30, 2 cores, ruby 3.1.2p20)",
+    # or "Puma in cluster mode: a master and 2 workers of 12 threads (…)".
     def subject(settings)
       server = settings[:workload].to_s.include?("Sidekiq") ? "Sidekiq" : "Puma"
-      process = settings[:workload].to_s[/\Aone \w+ process, \d+ threads/] ||
+      process = settings[:workload].to_s[/\A.*?\d+ threads/] ||
                 "one #{server} process, #{settings[:threads]} threads"
       "#{process} (#{settings[:date].to_s[0, 10]}, #{settings[:host]})"
     end

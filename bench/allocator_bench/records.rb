@@ -33,10 +33,16 @@ module AllocatorBench
   # attribution: the endpoints or jobs that raised the arenas most during the run
   # ({ name:, calls:, raised_bytes: }, largest first); attributed_rise, what
   # they raised in all; arena_rise, how far malloc_info says the high-water marks rose.
+  # In cluster mode (WORKERS) the rss_ figures are the sum of the master's and workers' PSS,
+  # the arena figures and verdict are the worker that answered /bloat/stats, and the
+  # cluster's own are the workers' shared fraction (of their RSS), their mean private
+  # memory, and each one's after the idle tail (workers_private).
   Measured = Struct.new(:config, :round, :server_pid, :redis_pid, :rss_start, :rss_end_of_load, :rss_after_idle,
                         :rss_peak, :rps, :p50_ms, :p99_ms, :requests, :errors, :allocator, :allocator_version,
                         :verdict, :arena_count, :in_use, :free, :rss_per_in_use, :arenas, :trimmer, :samples,
-                        :attribution, :attributed_rise, :arena_rise, keyword_init: true)
+                        :attribution, :attributed_rise, :arena_rise, :shared_fraction_start,
+                        :shared_fraction_end_of_load, :shared_fraction_after_idle, :worker_private_end_of_load,
+                        :worker_private_after_idle, :workers_private, keyword_init: true)
 
   class Measured
     def measured? = true
@@ -70,7 +76,9 @@ module AllocatorBench
 
   class Row
     FIGURES = %i[rps p50_ms p99_ms arena_count in_use free rss_per_in_use errors
-                 rss_start rss_peak rss_end_of_load rss_after_idle].freeze
+                 rss_start rss_peak rss_end_of_load rss_after_idle
+                 shared_fraction_start shared_fraction_end_of_load shared_fraction_after_idle
+                 worker_private_end_of_load worker_private_after_idle].freeze
 
     # The runs of one configuration.
     def self.summarise(name, runs)

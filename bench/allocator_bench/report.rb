@@ -6,8 +6,12 @@ require_relative "records"
 module AllocatorBench
   # The table a user reads to choose a remedy, and the JSON and SVG beside it.
   class Report
-    MEMORY_COLUMNS = {
-      rss_start: "RSS start", rss_peak: "RSS peak", rss_end_of_load: "RSS end", rss_after_idle: "RSS idle"
+    MEMORY_COLUMNS = { rss_start: "start", rss_peak: "peak", rss_end_of_load: "end", rss_after_idle: "idle" }.freeze
+    # In cluster mode: the workers' shared fraction, and their mean private memory.
+    CLUSTER_COLUMNS = {
+      shared_fraction_start: "shared start", shared_fraction_end_of_load: "shared end",
+      shared_fraction_after_idle: "shared idle", worker_private_end_of_load: "private/worker end",
+      worker_private_after_idle: "private/worker idle"
     }.freeze
 
     attr_reader :rows, :runs, :settings, :rate
@@ -31,13 +35,37 @@ module AllocatorBench
     end
 
     def table
-      "#{render(*table_cells)}\n#{ratio_table}"
+      cluster = cluster_cells
+      "#{render(*table_cells)}\n#{ratio_table}#{"\n#{render(*cluster)}" if cluster}"
+    end
+
+    # What the memory figures are: one process's RSS, or in cluster mode (WORKERS) the sum
+    # of the master's and workers' PSS, what the container is charged.
+    def memory
+      cluster? ? "PSS sum" : "RSS"
+    end
+
+    def cluster?
+      @settings[:workers].to_i.positive?
+    end
+
+    # In cluster mode, per configuration: the workers' shared fraction of their RSS, and
+    # their mean private memory (nil in single mode).
+    def cluster_cells
+      return unless cluster?
+
+      body = measured_rows.map do |row|
+        [row.config, *CLUSTER_COLUMNS.keys.map { |key| fmt(row, key, key.start_with?("shared") ? :percent : :mb) }]
+      end
+      [["workers", *CLUSTER_COLUMNS.values], body]
     end
 
     # The table as text cells: headers, then one row per configuration (two cells for one
     # that was skipped or failed).
     def table_cells
-      headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values, "arenas", "in use", "free", "RSS/in use",
+      headers = ["config", @rate, "p50 ms", "p99 ms", *MEMORY_COLUMNS.values.map do |when_|
+                                                        "#{memory} #{when_}"
+                                                      end, "arenas", "in use", "free", "RSS/in use",
                  "verdict"]
       body = @rows.map do |row|
         next [row.config, "skipped: #{row.skipped}"] if row.skipped
@@ -61,7 +89,7 @@ module AllocatorBench
       base = measured_rows.find { |row| row.config == "glibc" }
       return unless base
 
-      headers = ["× glibc", *MEMORY_COLUMNS.values, "in use", "free", @rate]
+      headers = ["× glibc", *MEMORY_COLUMNS.values.map { |when_| "#{memory} #{when_}" }, "in use", "free", @rate]
       body = measured_rows.map do |row|
         [row.config, *(MEMORY_COLUMNS.keys + %i[in_use free rps]).map { |key| ratio(row, base, key) }]
       end
@@ -73,8 +101,9 @@ module AllocatorBench
     def findings
       glibc = measured_rows.find { |row| row.config == "glibc" }
       arena2 = measured_rows.find { |row| row.config == "arena2" }
+      warmup = measured_rows.find { |row| row.config == "warmup" }
       [lowest_after_idle(measured_rows, glibc), glibc_overhead(glibc), glibc_against_arena2(glibc, arena2),
-       glibc_raiser(glibc)].compact
+       glibc_raiser(glibc), shared_with_warmup(glibc, warmup)].compact
     end
 
     def measured_rows
@@ -110,7 +139,7 @@ module AllocatorBench
       best = done.select { |row| row.median(:rss_after_idle) }.min_by { |row| row.median(:rss_after_idle) }
       return unless best
 
-      sentence = "Lowest RSS after the idle tail: #{best.config}, #{mb(best.median(:rss_after_idle))} MB"
+      sentence = "Lowest #{memory} after the idle tail: #{best.config}, #{mb(best.median(:rss_after_idle))} MB"
       if glibc && best != glibc && glibc.median(:rss_after_idle) && glibc.median(:rps) && best.median(:rps)
         sentence += format(" (%.2f× glibc's %s MB), at %.0f %s against glibc's %.0f (%.2f×)",
                            best.median(:rss_after_idle).fdiv(glibc.median(:rss_after_idle)),
@@ -131,7 +160,7 @@ module AllocatorBench
     def glibc_against_arena2(glibc, arena2)
       return unless glibc && arena2 && glibc.median(:rss_end_of_load) && arena2.median(:rss_end_of_load)&.positive?
 
-      format("At the end of the load glibc's RSS was %.2f× arena2's (MALLOC_ARENA_MAX=2): %s MB against %s MB.",
+      format("At the end of the load glibc's #{memory} was %.2f× arena2's (MALLOC_ARENA_MAX=2): %s MB against %s MB.",
              glibc.median(:rss_end_of_load).fdiv(arena2.median(:rss_end_of_load)), mb(glibc.median(:rss_end_of_load)),
              mb(arena2.median(:rss_end_of_load)))
     end
@@ -143,6 +172,22 @@ module AllocatorBench
 
       format("Under glibc, %s raised the arenas' high-water marks most: %s MB, %.0f%% of all that requests " \
              "or jobs raised.", top[:name], mb(top[:raised_bytes]), 100.0 * top[:raised_bytes] / total)
+    end
+
+    # Cluster mode: what running Process.warmup (or GC, compaction and a trim) in the master
+    # before fork did to how much the workers share, measured beside glibc's defaults.
+    def shared_with_warmup(glibc, warmup)
+      keys = %i[shared_fraction_start shared_fraction_after_idle rss_after_idle]
+      return unless glibc && warmup && keys.all? { |key| glibc.median(key) && warmup.median(key) }
+
+      format("With warmup before fork the workers shared %.0f%% of their RSS at the start against glibc's " \
+             "%.0f%%, and %.0f%% against %.0f%% after the idle tail; PSS sum after idle %s MB against %s MB.",
+             *%i[shared_fraction_start shared_fraction_after_idle].flat_map do |key|
+               [warmup, glibc].map do |row|
+                 100 * row.median(key)
+               end
+             end,
+             mb(warmup.median(:rss_after_idle)), mb(glibc.median(:rss_after_idle)))
     end
 
     def mb(bytes)
@@ -164,7 +209,13 @@ module AllocatorBench
       figure = row.figure(key)
       return "-" if figure.nil?
 
-      one = ->(v) { style == :mb ? mb(v) : format(style, v) }
+      one = lambda do |v|
+        case style
+        when :mb then mb(v)
+        when :percent then format("%.0f%%", 100 * v)
+        else format(style, v)
+        end
+      end
       return one.call(figure.median) unless figure.range?
 
       "#{one.call(figure.median)} (#{one.call(figure.low)}–#{one.call(figure.high)})"

@@ -46,7 +46,7 @@ module AllocatorBench
     end
 
     def run_one(config, round)
-      if (why = config.missing)
+      if (why = config.missing(cluster: @settings.workers.positive?))
         @progress.finish_run
         return Skipped.new(config: config.name, round: round, reason: why)
       end
@@ -68,24 +68,45 @@ module AllocatorBench
 
     def measure(server, config, round, boot_started)
       sampler = Sampler.new(server, interval: @settings.sample_interval, started_at: boot_started).start
-      rss_start = server.rss
+      cluster = {}
+      rss_start, cluster[:start] = memory_now(server)
       stats_start = server.stats
       sampler.phase = "load"
       total = @workload.total
       load = @workload.drive(server) do |done|
         label(config, round, "load, #{done}/#{total} #{@workload.unit}", :load, done.fdiv(total))
       end
-      rss_end_of_load = server.rss
+      rss_end_of_load, cluster[:end_of_load] = memory_now(server)
       sampler.phase = "idle"
       idle_tail(server, config, round)
-      rss_after_idle = server.rss
+      rss_after_idle, cluster[:after_idle] = memory_now(server)
       @progress.finish_run
       stats = server.stats
       sampler.stop
       Measured.new(config: config.name, round: round, server_pid: server.pid, rss_start: rss_start,
                    rss_end_of_load: rss_end_of_load, rss_after_idle: rss_after_idle, **load, **arena_figures(stats),
-                   **attribution_figures(stats_start, stats), trimmer: stats.trimmer, rss_peak: sampler.peak,
-                   samples: sampler.samples)
+                   **attribution_figures(stats_start, stats), **cluster_figures(cluster), trimmer: stats.trimmer,
+                   rss_peak: sampler.peak, samples: sampler.samples)
+    end
+
+    # What the server costs now, and in cluster mode its processes' reading: one read of
+    # each process's smaps_rollup for both.
+    def memory_now(server)
+      cluster = server.cluster_memory
+      [cluster ? cluster.pss_sum : server.rss, cluster]
+    end
+
+    # In cluster mode: the workers' shared fraction at the start, the end of the load and
+    # after the idle tail, their mean private memory at the last two, and each one's after
+    # the idle tail. Nothing in single mode.
+    def cluster_figures(cluster)
+      return {} if cluster.values.all?(&:nil?)
+
+      start, end_of_load, after_idle = cluster.values_at(:start, :end_of_load, :after_idle)
+      { shared_fraction_start: start&.shared_fraction, shared_fraction_end_of_load: end_of_load&.shared_fraction,
+        shared_fraction_after_idle: after_idle&.shared_fraction,
+        worker_private_end_of_load: end_of_load&.mean_worker_private,
+        worker_private_after_idle: after_idle&.mean_worker_private, workers_private: after_idle&.worker_private }
     end
 
     # The load stops, but not all traffic: a trickle of ordinary page views or small jobs

@@ -4,10 +4,13 @@ require "bloat_probe"
 require "net/http"
 require "json"
 require_relative "child_process"
+require_relative "cluster_memory"
 require_relative "../../rails-app/lib/stats_document"
 
 module AllocatorBench
-  # rails-app under Puma (production, one process) on a free loopback port.
+  # rails-app under Puma (production) on a free loopback port: one process, or a master
+  # and `workers` workers (Puma's cluster mode), whose memory is then what the container
+  # is charged for them all: the sum of their PSS.
   class Server
     APP_DIR = File.expand_path("../../rails-app", __dir__)
     BOOT_TIMEOUT = 90
@@ -22,9 +25,10 @@ module AllocatorBench
 
     attr_reader :port
 
-    def initialize(config, threads:, log_path:, command: :puma)
+    def initialize(config, threads:, log_path:, workers: 0, command: :puma)
       @config = config
       @threads = threads
+      @workers = workers
       @log_path = log_path
       @command = COMMANDS.fetch(command)
     end
@@ -33,7 +37,8 @@ module AllocatorBench
       @port = ChildProcess.free_port
       env = {
         "RAILS_ENV" => "production", "PORT" => @port.to_s, "BINDING" => "127.0.0.1",
-        "RAILS_MAX_THREADS" => @threads.to_s, "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
+        "RAILS_MAX_THREADS" => @threads.to_s, "WEB_CONCURRENCY" => @workers.to_s,
+        "BLOAT_PROBE_WORKLOAD" => "1", "BLOAT_PROBE_DASHBOARD" => "1",
         "RAILS_LOG_LEVEL" => "warn", "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
         "BLOAT_PROBE_TRIM_INTERVAL" => nil, "BLOAT_PROBE_TRIM_MIN" => nil,
         # The bench measures allocators, not refusals: every thread may hold a whole
@@ -45,8 +50,24 @@ module AllocatorBench
       }.merge(@config.server_env)
       # bundle exec (and the rails command) replace themselves, so this pid is the server's.
       spawn_child(env, @command, chdir: APP_DIR)
-      wait_until(BOOT_TIMEOUT, "the server") { healthy? }
+      wait_until(BOOT_TIMEOUT, "the server") { healthy? && (!cluster? || cluster_memory&.workers&.size == @workers) }
       self
+    end
+
+    def cluster?
+      @workers.positive?
+    end
+
+    # In cluster mode, the master's and its workers' memory; nil in single mode.
+    def cluster_memory
+      ClusterMemory.read(@pid) if cluster?
+    rescue SystemCallError, BloatProbe::Error
+      nil
+    end
+
+    # What the server costs: its RSS, or in cluster mode the sum of its processes' PSS.
+    def rss
+      cluster? ? cluster_memory&.pss_sum : super
     end
 
     def get(path)

@@ -12,13 +12,14 @@ module AllocatorBench
     HEIGHT = 520
     MARGIN = { left: 70, right: 210, top: 50, bottom: 55 }.freeze
     X_LABEL = "seconds since the server started"
-    Y_LABEL = "RSS (MB)"
     LEGEND_ROW = 22
 
     # runs: run records, in the table's order of configurations.
-    def initialize(runs, title:)
+    # memory: what the samples are (Report#memory).
+    def initialize(runs, title:, memory: "RSS")
       @by_config = runs.select { |run| run.measured? && run.samples&.any? }.group_by(&:config)
       @title = title
+      @memory = memory
       @max_t = Svg.ticks(@by_config.values.flatten.flat_map { |run| run.samples.map { |s| s[:t] } }.max || 1)
       @max_mb = Svg.ticks((@by_config.values.flatten.flat_map { |run| run.samples.map { |s| s[:rss] } }.max || 1) / 1e6)
     end
@@ -66,7 +67,8 @@ module AllocatorBench
       out + [%(<line x1="#{left}" y1="#{bottom}" x2="#{right}" y2="#{bottom}" stroke="black"/>),
              %(<line x1="#{left}" y1="#{top}" x2="#{left}" y2="#{bottom}" stroke="black"/>),
              %(<text x="#{(left + right) / 2}" y="#{HEIGHT - 14}" text-anchor="middle">#{X_LABEL}</text>),
-             %(<text x="18" y="#{middle}" text-anchor="middle" transform="rotate(-90 18 #{middle})">#{Y_LABEL}</text>)]
+             %(<text x="18" y="#{middle}" text-anchor="middle" transform="rotate(-90 18 #{middle})">) +
+             "#{@memory} (MB)</text>"]
     end
 
     # In the table's order: each configuration's line and marker, its name, and its median

@@ -19,10 +19,11 @@ module AllocatorBench
     MARKER_BOX = 7
 
     # rows: Report#rows; rate: "req/s" or "jobs/s".
-    def initialize(rows, title:, rate:)
+    def initialize(rows, title:, rate:, memory: "RSS")
       @rows = rows.select { |row| row.median(:rss_after_idle) && row.median(:rps) && row.median(:p99_ms) }
       @title = title
       @rate = rate
+      @memory = memory
       @mb_ticks = Svg.ticks(@rows.map { |row| row.figure(:rss_after_idle).high / 1e6 }.max || 1)
     end
 
@@ -65,7 +66,7 @@ module AllocatorBench
               %(<text x="#{left + (PANEL[:width] / 2)}" y="#{bottom + 40}" text-anchor="middle">) +
               %(#{Svg.esc(label)}</text>),
               %(<text x="#{left - 52}" y="#{middle}" text-anchor="middle" ) +
-              %(transform="rotate(-90 #{left - 52} #{middle})">RSS after idle (MB)</text>)]
+              %(transform="rotate(-90 #{left - 52} #{middle})">#{@memory} after idle (MB)</text>)]
     end
 
     # From the lowest round's RSS after idle to the highest's.

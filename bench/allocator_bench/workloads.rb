@@ -13,7 +13,11 @@ module AllocatorBench
     # name: WORKLOAD's value; unit: what the load counts; rate: its throughput's unit;
     # server: the program, as the legend names it.
     Workload = Struct.new(:settings, :name, :unit, :rate, :server) do
-      def process = "one #{server} process, #{settings.threads} threads"
+      def process
+        return "one #{server} process, #{settings.threads} threads" unless settings.workers.positive?
+
+        "#{server} in cluster mode: a master and #{settings.workers} workers of #{settings.threads} threads"
+      end
     end
 
     class Web < Workload
@@ -29,7 +33,7 @@ module AllocatorBench
       end
 
       def start(config, log_path:)
-        Server.new(config, threads: settings.threads, log_path: log_path).start
+        Server.new(config, threads: settings.threads, workers: settings.workers, log_path: log_path).start
       end
 
       # Yields the count answered as it grows.

@@ -81,7 +81,10 @@ Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silen
 # the bench measures the allocator.
 recorder = BloatProbe::Recorder.new
 BloatProbe.probe = BloatProbe::Probe.new(recorder: recorder, trimmer: BloatProbe::Trimmer.from_env(recorder: recorder))
+# BLOAT_PROBE_ATTRIBUTION=0 (the no-probe configuration) leaves the middleware out, as in rails-app.
 Sidekiq.configure_server do |config|
-  config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
+  if BloatProbe::Setting.boolean("BLOAT_PROBE_ATTRIBUTION", default: true)
+    config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
+  end
   config.on(:startup) { BloatProbe.probe.trimmer&.start }
 end

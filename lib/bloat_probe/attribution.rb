@@ -51,6 +51,7 @@ module BloatProbe
       @threads = {}
       @seen = {} # arena id => its high-water mark at the last reading
       @in_flight = {} # arena id => [Call]
+      @durations = Durations.new
       @lock = Mutex.new
     end
 
@@ -58,11 +59,20 @@ module BloatProbe
     # block has run: a Rails route is known only then) and records what it did; returns
     # what the block returned. A call that raises is recorded too.
     def measure(name)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       before = mark
       call = start(before)
       yield
     ensure
-      record(name.respond_to?(:call) ? name.call : name, before, mark, call) if before
+      if before
+        took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        record(name.respond_to?(:call) ? name.call : name, before, mark, call, took)
+      end
+    end
+
+    # How long the calls took, all names together (a frozen copy).
+    def durations
+      @lock.synchronize { @durations.copy }
     end
 
     # Every name's entry, the largest high-water raises first.
@@ -106,9 +116,9 @@ module BloatProbe
       call
     end
 
-    def record(name, before, after, call)
+    def record(name, before, after, call, took)
       name = clean(name)
-      return record_allocation(name, before, after) if before.is_a?(Allocation)
+      return record_allocation(name, before, after, took) if before.is_a?(Allocation)
 
       index, arena, = before
       _, arena_after, max_after = after
@@ -122,16 +132,18 @@ module BloatProbe
           raised = call.share
         end
         tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised))
+        @durations.add(took)
         remember_thread(index, name)
       end
     end
 
     # What the call left allocated: what its thread allocated meanwhile less what it freed.
-    def record_allocation(name, before, after)
+    def record_allocation(name, before, after, took)
       left = 0
       left = (after.allocated - before.allocated) - (after.deallocated - before.deallocated) if after.is_a?(Allocation)
       @lock.synchronize do
         tally_for(name).add(Tally.new(1, left.positive? ? 1 : 0, [left, 0].max))
+        @durations.add(took)
         remember_thread(nil, name)
       end
     end

@@ -9,7 +9,8 @@ module BloatProbe
   # latest series there as worker-N.json, and the worker that answers a scrape adds the
   # other live workers' series to its own. A file whose process is gone is left out and
   # removed, so a dead worker's series disappear; the worker Puma boots in its place
-  # writes under the same index.
+  # writes under the same index. The master writes its own, labelled worker="master",
+  # as it is after each fork: what the workers started out sharing.
   class Cluster
     attr_reader :dir
     attr_accessor :worker
@@ -26,24 +27,28 @@ module BloatProbe
       FileUtils.mkdir_p(dir, mode: 0o700)
     end
 
+    MASTER_LABELS = { worker: "master" }.freeze
+
     def labels
       @worker.nil? ? {} : { worker: @worker.to_s }
     end
 
-    # Written whole, then renamed over the old file: a scrape never reads half of one.
+    # A worker's series, once it knows its index.
     def publish(series)
-      return if @worker.nil?
-
-      path = file_for(@worker)
-      File.write("#{path}.#{Process.pid}.tmp", JSON.generate(pid: Process.pid, series: series))
-      File.rename("#{path}.#{Process.pid}.tmp", path)
+      write(file_for(@worker), series) unless @worker.nil?
     end
 
-    # The other live workers' series, as they last published them.
-    def peer_series
-      Dir.glob(File.join(@dir, "worker-*.json")).flat_map do |path|
+    # The master's series (made with MASTER_LABELS).
+    def publish_master(series)
+      write(File.join(@dir, "master.json"), series)
+    end
+
+    # The live processes' series, as they last published them; but for this process's
+    # own where it serves them itself (own: false in the master, which serves none).
+    def peer_series(own: true)
+      Dir.glob(File.join(@dir, "{worker-*,master}.json")).flat_map do |path|
         published = read(path) or next []
-        next [] if published["pid"] == Process.pid
+        next [] if own && published["pid"] == Process.pid
 
         unless File.exist?("/proc/#{Integer(published["pid"])}")
           FileUtils.rm_f(path)
@@ -58,6 +63,12 @@ module BloatProbe
     end
 
     private
+
+    # Written whole, then renamed over the old file: a scrape never reads half of one.
+    def write(path, series)
+      File.write("#{path}.#{Process.pid}.tmp", JSON.generate(pid: Process.pid, series: series))
+      File.rename("#{path}.#{Process.pid}.tmp", path)
+    end
 
     def file_for(index)
       File.join(@dir, "worker-#{Integer(index)}.json")

@@ -17,6 +17,7 @@ module BloatProbe
       @guard = guard
       @cluster = cluster
       @reporter = nil
+      @remedy = nil
     end
 
     # Starts reporting every `interval` seconds through `log`, and the Guard and the
@@ -28,9 +29,21 @@ module BloatProbe
       self
     end
 
-    # Labels of this process's series: worker="N" in a Puma cluster.
+    # Takes up a trial's remedy (BloatProbe::Trial) in this worker, before #start: glibc's
+    # parameter from now on, or a Trimmer of its own.
+    def take_up(remedy)
+      @remedy = remedy
+      if remedy.trim?
+        @trimmer ||= Trimmer.new(interval: Trial::TRIM_INTERVAL, min_trimmable: Trial::TRIM_MIN, recorder: @recorder)
+      elsif !remedy.control?
+        BloatProbe.mallopt(remedy.name.to_sym, remedy.value)
+      end
+    end
+
+    # Labels of this process's series: worker="N" in a Puma cluster, and remedy="…" in a trial.
     def labels
-      @cluster&.labels || {}
+      labels = @cluster&.labels || {}
+      @remedy ? labels.merge(remedy: @remedy.to_s) : labels
     end
 
     # Ends the threads it runs.

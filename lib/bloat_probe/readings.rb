@@ -138,6 +138,19 @@ module BloatProbe
     end
   end
 
+  class Memory
+    # Resident bytes another process maps too: in a forked Puma worker, mostly the
+    # master's pages it has not written since fork. nil without detail.
+    def shared
+      shared_clean + shared_dirty if shared_clean
+    end
+
+    # Resident bytes no other process maps (uss, split by clean and dirty).
+    def private
+      private_clean + private_dirty if private_clean
+    end
+  end
+
   class TrimResult
     def released_bytes
       rss_before - rss_after

@@ -41,7 +41,8 @@ module BloatProbe
     def self.line(diagnosis, memory, labels, top: nil)
       mib = LogLine.method(:mib)
       fields = { pid: Process.pid, **labels, verdict: diagnosis.verdict, rss_mib: mib.call(memory.rss),
-                 pss_mib: mib.call(diagnosis.pss), malloc_in_use_mib: mib.call(diagnosis.malloc_in_use),
+                 pss_mib: mib.call(diagnosis.pss), private_mib: mib.call(memory.private),
+                 shared_mib: mib.call(memory.shared), malloc_in_use_mib: mib.call(diagnosis.malloc_in_use),
                  free_mib: mib.call(diagnosis.free), trimmable_mib: mib.call(diagnosis.trimmable),
                  arenas: diagnosis.arena_count, ruby_heap_mib: mib.call(diagnosis.ruby_heap),
                  in_use_growth_mib_per_hour: mib.call(diagnosis.trend&.in_use_per_hour),

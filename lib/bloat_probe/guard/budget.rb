@@ -46,7 +46,7 @@ module BloatProbe
         when :share
           limit = cgroup.memory_limit or raise(Error, "budget #{@text}: this process has no cgroup memory limit")
           (limit * @value).round
-        else (Native.uss_of(Process.ppid) * @value).round
+        else (BloatProbe.memory_of(Process.ppid).uss * @value).round
         end
       end
 
@@ -57,7 +57,7 @@ module BloatProbe
 
       # What counts against it now, read alone (smaps_rollup, or the cgroup's usage).
       def used_now
-        @kind == :share ? usage(BloatProbe.cgroup) : Native.uss_of(Process.pid)
+        @kind == :share ? usage(BloatProbe.cgroup) : BloatProbe.memory_of(Process.pid).uss
       end
 
       private

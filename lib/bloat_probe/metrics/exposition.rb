@@ -15,13 +15,22 @@ module BloatProbe
         by_name = series.group_by(&:first)
         families = Families::ALL.filter_map do |family|
           name = family.name
-          samples = by_name[name] or next
+          samples = sample_names(family).flat_map { |sample_name| by_name[sample_name] || [] }
+          next if samples.empty?
+
           lines = ["# HELP #{name} #{family.help}", "# TYPE #{name} #{family.type}"]
           # Integers, and Ruby's shortest exact Float form, are numbers as Prometheus reads them.
-          samples.each { |_name, labels, value| lines << "#{name}#{label_text(labels)} #{value}" }
+          samples.each { |sample_name, labels, value| lines << "#{sample_name}#{label_text(labels)} #{value}" }
           lines.join("\n")
         end
         "#{families.join("\n")}\n"
+      end
+
+      # A histogram's samples are named with suffixes; every other family's by its name.
+      def sample_names(family)
+        return [family.name] unless family.type == "histogram"
+
+        %w[_bucket _sum _count].map { |suffix| "#{family.name}#{suffix}" }
       end
 
       def label_text(labels)

@@ -11,7 +11,8 @@ module BloatProbe
       ENDPOINT_LABELS = 20
 
       # A metric family: its name, type and help, and how to read its value from a
-      # Snapshot: a number, nil (not measured here), or [[labels, value], …].
+      # Snapshot: a number, nil (not measured here), or [[labels, value], …], where a
+      # histogram's samples carry their name's suffix third: [[labels, value, "_bucket"], …].
       Family = Struct.new(:name, :type, :help, :read)
 
       def family(name, type, help, &read)
@@ -22,6 +23,21 @@ module BloatProbe
         return unless snapshot.glibc?
 
         snapshot.stats.arenas.map { |arena| [{ arena: arena.index.to_s }, arena.public_send(field)] }
+      end
+
+      # A Durations as a histogram's samples.
+      def histogram(durations)
+        return unless durations
+
+        buckets = durations.cumulative.map do |bound, calls|
+          [{ le: bound.infinite? ? "+Inf" : bound.to_s }, calls, "_bucket"]
+        end
+        [*buckets, [{}, durations.sum, "_sum"], [{}, durations.count, "_count"]]
+      end
+
+      # A memory reading's shared or private bytes, clean and dirty apart.
+      def sharing(memory, kind)
+        %w[clean dirty].map { |state| [{ state: state }, memory.public_send(:"#{kind}_#{state}")] }
       end
 
       # The ENDPOINT_LABELS largest entries by name, the rest summed as "other".
@@ -48,6 +64,13 @@ module BloatProbe
                "PSS: resident memory with shared pages divided among their sharers.") { |s| s.diagnosis.pss },
         family("bloat_probe_unique_memory_bytes", "gauge", "USS: resident memory that no other process maps.") do |s|
           s.diagnosis.uss
+        end,
+        family("bloat_probe_shared_bytes", "gauge",
+               "Resident memory another process maps too (smaps_rollup's Shared_Clean and Shared_Dirty): " \
+               "in a forked worker, what it still shares with the master.") { |s| sharing(s.memory, :shared) },
+        family("bloat_probe_private_bytes", "gauge",
+               "Resident memory no other process maps (Private_Clean and Private_Dirty; together, USS).") do |s|
+          sharing(s.memory, :private)
         end,
         family("bloat_probe_allocator_info", "gauge", "The malloc serving the process (value 1).") do |s|
           [[{ allocator: s.stats.allocator.to_s, version: s.stats.allocator_version.to_s }, 1]]
@@ -110,6 +133,10 @@ module BloatProbe
                "Requests or jobs measured, by endpoint (the largest #{ENDPOINT_LABELS}, the rest as other).") do |s|
           per_endpoint(s, :calls)
         end,
+        family("bloat_probe_call_duration_seconds", "histogram",
+               "How long the requests or jobs the attribution measured took, all endpoints together.") do |s|
+          histogram(s.durations)
+        end,
         family("bloat_probe_endpoint_arena_growth_bytes_total", "counter",
                "Bytes by which the high-water mark of the glibc arena a request or job ran on rose while it " \
                "ran; under jemalloc, the bytes it left allocated.") do |s|
@@ -139,7 +166,9 @@ module BloatProbe
         ALL.flat_map do |family|
           value = family.read.call(snapshot)
           samples = value.is_a?(Array) ? value : [[{}, value]]
-          samples.filter_map { |extra, sample| [family.name, labels.merge(extra), sample] unless sample.nil? }
+          samples.filter_map do |extra, sample, suffix|
+            ["#{family.name}#{suffix}", labels.merge(extra), sample] unless sample.nil?
+          end
         end
       end
 

@@ -4,8 +4,9 @@ module BloatProbe
   class Metrics
     # What one process's series are read from: one Recorder moment (its stats, memory and
     # the diagnosis of those very figures), the Trimmer if the process runs one, and the
-    # attribution's entries.
-    Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, :guard, keyword_init: true) do
+    # attribution's entries and call durations.
+    Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, :durations, :guard,
+                          keyword_init: true) do
       def glibc?
         stats.glibc?
       end
@@ -14,7 +15,8 @@ module BloatProbe
       # interval), with the probe's Trimmer and attribution.
       def self.of(probe, moment = probe.recorder.moment)
         Snapshot.new(stats: moment.stats, memory: moment.memory, cgroup: moment.cgroup, diagnosis: moment.diagnosis,
-                     trimmer: probe.trimmer, attribution: probe.attribution&.entries, guard: probe.guard)
+                     trimmer: probe.trimmer, attribution: probe.attribution&.entries,
+                     durations: probe.attribution&.durations, guard: probe.guard)
       end
     end
   end

@@ -30,6 +30,15 @@ require "bloat_probe/metrics_server"
 #   BLOAT_PROBE_TRIM_INTERVAL        glibc only: BloatProbe::Trimmer calls malloc_trim(0) this
 #                                    often, in seconds (0.01 to 86400; off by default) …
 #   BLOAT_PROBE_TRIM_MIN             … only where a trim would return this much (64M)
+#   BLOAT_PROBE_TRIAL                cluster mode, glibc: remedies tried side by side on the
+#                                    app's own traffic ("arena_max=2,trim"): worker 0 is the
+#                                    control, worker 1 takes the first, … (BloatProbe::Trial);
+#                                    every series and log line gains remedy="…", and the
+#                                    master logs a `bloat_probe trial` line per remedy
+#                                    every report interval past the warm-up
+#   BLOAT_PROBE_COMPACT_BEFORE_FORK  cluster mode: the master runs BloatProbe.prepare_for_fork
+#                                    (Process.warmup, or GC, compaction and a trim) before it
+#                                    forks, and logs what its memory was before and after
 Puma::Plugin.create do
   def start(launcher)
     setting = BloatProbe::Setting
@@ -51,11 +60,20 @@ Puma::Plugin.create do
       guard: BloatProbe::Guard.from_env(restart: restart(cluster, log), log: log, recorder: recorder),
       trimmer: BloatProbe::Trimmer.from_env(recorder: recorder)
     )
+    trial = BloatProbe::Trial.from_env(workers: launcher.options[:workers].to_i, trimmer: !probe.trimmer.nil?)
+    compact_setting = "BLOAT_PROBE_COMPACT_BEFORE_FORK"
+    compact = setting.boolean(compact_setting, default: false)
+    if compact && !cluster
+      raise BloatProbe::SettingError, "#{compact_setting} needs Puma's cluster mode (workers 1 or more): " \
+                                      "single mode never forks"
+    end
     BloatProbe.probe = probe
     metrics_server = metrics_server(probe, cluster)
 
     if cluster
-      start_in_workers(launcher, probe, interval, log)
+      start_in_workers(launcher, probe, interval, log, trial)
+      compact_before_fork(launcher, log) if compact
+      report_trial(launcher, probe.cluster, interval, warmup, log) if trial
     else
       # Once the app has booted: a first diagnosis before Rails loads would report a
       # process a tenth of its working size.
@@ -77,14 +95,48 @@ Puma::Plugin.create do
   private
 
   # The master only forks; each worker starts the probe's threads after it boots (threads
-  # do not survive fork).
-  def start_in_workers(launcher, probe, interval, log)
+  # do not survive fork). After each fork the master publishes its own series, as the
+  # memory its workers started out sharing.
+  def start_in_workers(launcher, probe, interval, log, trial)
     launcher.config.configure do |_user, file, _default|
       file.on_worker_boot do |index|
         probe.cluster.worker = index
+        probe.take_up(trial.remedy_for(index)) if trial
         probe.start(interval: interval, log: log)
       end
+      file.after_worker_fork do
+        snapshot = BloatProbe::Metrics::Snapshot.of(probe, probe.recorder.take)
+        probe.cluster.publish_master(BloatProbe::Metrics::Families.series(snapshot,
+                                                                          labels: BloatProbe::Cluster::MASTER_LABELS))
+      end
     end
+  end
+
+  # Puma runs before_fork hooks once, in the master, after the app has loaded (preload_app!)
+  # and before the first worker is forked.
+  def compact_before_fork(launcher, log)
+    launcher.config.configure do |_user, file, _default|
+      file.before_fork do
+        before = BloatProbe.memory(detail: true)
+        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        ran = BloatProbe.prepare_for_fork
+        took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        after = BloatProbe.memory(detail: true)
+        mib = BloatProbe::LogLine.method(:mib)
+        sizes = { rss_mib: mib.call(before.rss), rss_after_mib: mib.call(after.rss),
+                  uss_mib: mib.call(before.uss), uss_after_mib: mib.call(after.uss) }
+        log.call(BloatProbe::LogLine.format("before_fork", ran: ran, seconds: took.round(3), **sizes))
+      end
+    end
+  end
+
+  # The master compares the trial's workers with the control, from what they publish.
+  def report_trial(launcher, cluster, interval, warmup, log)
+    report = nil
+    launcher.events.on_booted do
+      report = BloatProbe::TrialReport.start(cluster: cluster, interval: interval, warmup: warmup, log: log)
+    end
+    launcher.events.on_stopped { report&.stop }
   end
 
   def metrics_server(probe, cluster)

@@ -53,6 +53,27 @@ class ReporterTest < Minitest::Test
     end
   end
 
+  # What a worker publishes comes back to the other processes of its cluster: its series,
+  # and its history with what it shares and keeps private, as the kernel counts them.
+  def test_a_worker_publishes_its_history_with_shared_and_private_memory
+    Dir.mktmpdir("bloat_probe-reporter") do |dir|
+      cluster = BloatProbe::Cluster.new(File.join(dir, "cluster"))
+      cluster.worker = 3
+      reporter = reporter(cluster: cluster)
+      2.times { reporter.tick }
+      kernel = File.read("/proc/self/smaps_rollup").scan(/^(Shared|Private)_(?:Clean|Dirty):\s+(\d+) kB/)
+                   .group_by(&:first).transform_values { |rows| rows.sum { |_, kb| Integer(kb) * 1024 } }
+      peers = BloatProbe::Cluster.new(cluster.dir).peers(own: false)
+      assert_equal([["3", Process.pid]], peers.map { |peer| [peer.worker, peer.pid] })
+      assert_equal @recorder.history, peers.first.history
+      last = peers.first.history.last
+      assert_in_delta kernel.fetch("Private"), last.private, 8 << 20
+      assert_in_delta kernel.fetch("Shared"), last.shared, 8 << 20
+      assert_includes peers.first.series.map(&:first), "bloat_probe_private_bytes"
+      assert_empty cluster.peers, "a process's own publication is left out where it serves its own"
+    end
+  end
+
   def test_start_reports_each_interval_and_stop_ends_it_at_once
     running = reporter.start
     sleep 0.35

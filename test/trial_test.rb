@@ -2,6 +2,7 @@
 
 require "test_helper"
 require "net/http"
+require "nokogiri"
 require_relative "../bench/allocator_bench/load"
 
 # BLOAT_PROBE_TRIAL's remedies: each mallopt remedy seen to act in a fresh process by
@@ -141,6 +142,25 @@ class TrialTest < Minitest::Test
     assert_match(/worker=0 remedy=control verdict=/, log)
     assert_match(/worker=1 remedy="arena_max=2" verdict=/, log)
     assert_trial_line_agrees(log.scan(/^\[\d+\] (bloat_probe trial .*)$/).flatten.last, control, remedy)
+    assert_dashboard_shows_the_workers_and_the_trial(Nokogiri::HTML(server.get("/bloat?refresh=0").body))
+  end
+
+  # The dashboard's rows against the kernel's reading of each worker's smaps_rollup, its
+  # trial table against those rows, and a chart of each worker's history.
+  def assert_dashboard_shows_the_workers_and_the_trial(page)
+    rows = page.css("#workers tr[data-worker]").to_h { |row| [row["data-worker"], row] }
+    assert_equal %w[0 1 master], rows.keys.sort
+    private = %w[0 1].to_h do |worker|
+      shown = Integer(rows[worker].at_css("td.private")["data-bytes"])
+      kernel = File.read("/proc/#{Integer(rows[worker]["data-pid"])}/smaps_rollup")
+                   .scan(/^Private_(?:Clean|Dirty):\s+(\d+) kB/).sum { |(kb)| Integer(kb) * 1024 }
+      assert_in_delta kernel, shown, (kernel * 0.1) + (4 << 20), "worker #{worker}'s private memory"
+      assert_operator page.css("#worker-#{worker}-chart polyline.private").first["points"].split.size, :>=, 2
+      [worker, shown]
+    end
+    assert_equal "arena_max=2", rows["1"].at_css("td:nth-child(3)").text
+    shown_ratio = Float(page.at_css('#trial tr[data-remedy="arena_max=2"] td.private_ratio').text.delete("×"))
+    assert_in_delta private["1"].fdiv(private["0"]), shown_ratio, 0.01, "the trial table's private ratio"
   end
 
   # The master's last trial line against the scrape taken just before it, once the load had

@@ -33,29 +33,44 @@ module BloatProbe
       @worker.nil? ? {} : { worker: @worker.to_s }
     end
 
-    # A worker's series, once it knows its index.
-    def publish(series)
-      write(file_for(@worker), series) unless @worker.nil?
+    # One process's latest publication: its worker label ("0", "1", … or "master"), its
+    # series and its Recorder's history (the master keeps none).
+    Peer = Struct.new(:worker, :pid, :series, :history, keyword_init: true) do
+      # The remedy it tries in a trial (Trial), nil otherwise.
+      def remedy
+        series.first&.dig(1, :remedy)
+      end
+    end
+
+    # A worker's series and history, once it knows its index.
+    def publish(series, history: [])
+      write(file_for(@worker), series, history) unless @worker.nil?
     end
 
     # The master's series (made with MASTER_LABELS).
     def publish_master(series)
-      write(File.join(@dir, "master.json"), series)
+      write(File.join(@dir, "master.json"), series, [])
     end
 
-    # The live processes' series, as they last published them; but for this process's
-    # own where it serves them itself (own: false in the master, which serves none).
-    def peer_series(own: true)
-      Dir.glob(File.join(@dir, "{worker-*,master}.json")).flat_map do |path|
-        published = read(path) or next []
-        next [] if own && published["pid"] == Process.pid
+    # The live processes' publications; but for this process's own where it serves its
+    # figures itself (own: false in the master, which serves none, and on the dashboard,
+    # which shows every worker as it last reported).
+    def peers(own: true)
+      Dir.glob(File.join(@dir, "{worker-*,master}.json")).sort.filter_map do |path|
+        published = read(path) or next
+        pid = Integer(published[:pid])
+        next if own && pid == Process.pid
 
-        unless File.exist?("/proc/#{Integer(published["pid"])}")
+        unless File.exist?("/proc/#{pid}")
           FileUtils.rm_f(path)
-          next []
+          next
         end
-        published["series"].map { |name, labels, value| [name, labels.transform_keys(&:to_sym), value] }
+        peer(File.basename(path, ".json").delete_prefix("worker-"), pid, published)
       end
+    end
+
+    def peer_series(own: true)
+      peers(own: own).flat_map(&:series)
     end
 
     def remove
@@ -65,9 +80,16 @@ module BloatProbe
     private
 
     # Written whole, then renamed over the old file: a scrape never reads half of one.
-    def write(path, series)
-      File.write("#{path}.#{Process.pid}.tmp", JSON.generate(pid: Process.pid, series: series))
+    def write(path, series, history)
+      File.write("#{path}.#{Process.pid}.tmp", JSON.generate(pid: Process.pid, series: series,
+                                                             history: history.map(&:to_h)))
       File.rename("#{path}.#{Process.pid}.tmp", path)
+    end
+
+    def peer(worker, pid, published)
+      Peer.new(worker: worker, pid: pid,
+               series: published[:series].map { |name, labels, value| [name, labels, value] },
+               history: published[:history].map { |sample| Sample.from_json_h(sample) })
     end
 
     def file_for(index)
@@ -75,7 +97,7 @@ module BloatProbe
     end
 
     def read(path)
-      JSON.parse(File.read(path))
+      JSON.parse(File.read(path), symbolize_names: true)
     rescue Errno::ENOENT, JSON::ParserError
       nil
     end

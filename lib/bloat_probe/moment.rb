@@ -3,9 +3,10 @@
 module BloatProbe
   # One moment of the process's memory, as the history keeps it and the dashboard charts
   # it: RSS, memory in use (malloc'd and not freed, the Ruby heap's pages not counted),
-  # free memory the allocator holds and is still resident, the Ruby heap, the arenas.
-  Sample = Reading.define(:time, :rss, :malloc_in_use, :free, :arena_count, :ruby_heap,
-                          bytes: %i[rss malloc_in_use free ruby_heap])
+  # free memory the allocator holds and is still resident, the Ruby heap, the arenas, and
+  # what the process shares with others (in a Puma worker, the master's pages) or not.
+  Sample = Reading.define(:time, :rss, :malloc_in_use, :free, :arena_count, :ruby_heap, :shared, :private,
+                          bytes: %i[rss malloc_in_use free ruby_heap shared private])
 
   # The readings of one moment, taken together, and the diagnosis of those very readings
   # (Examiner#take). memory was read with detail.
@@ -24,7 +25,7 @@ module BloatProbe
     # The figures the history keeps, from the diagnosis.
     def sample
       Sample.new(time, diagnosis.rss, diagnosis.malloc_in_use, diagnosis.free, diagnosis.arena_count,
-                 diagnosis.ruby_heap)
+                 diagnosis.ruby_heap, memory.shared, memory.private)
     end
   end
 end

@@ -30,7 +30,8 @@ module BloatProbe
     # One report; what start's thread does each interval.
     def tick
       snapshot = Metrics::Snapshot.of(@probe, @probe.recorder.take)
-      @probe.cluster&.publish(Metrics::Families.series(snapshot, labels: @probe.labels))
+      @probe.cluster&.publish(Metrics::Families.series(snapshot, labels: @probe.labels),
+                              history: @probe.recorder.history)
       @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels, top: snapshot.attribution&.first))
     rescue StandardError => e
       @log.call(LogLine.error(nil, e, pid: Process.pid))

@@ -19,6 +19,7 @@ class BloatController < ApplicationController
     @history = recorder.history
     @attribution = BloatProbe.attribution
     @guard = BloatProbe.probe.guard
+    cluster_figures(BloatProbe.probe.cluster)
   end
 
   def stats
@@ -26,6 +27,15 @@ class BloatController < ApplicationController
   end
 
   private
+
+  # In a Puma cluster: every process as it last reported (this worker too, so that all rows
+  # are alike), its figures, and a trial's comparison of each remedy with the control.
+  def cluster_figures(cluster)
+    @peers = cluster&.peers(own: false) || []
+    series = @peers.flat_map(&:series)
+    @workers = BloatProbe::ClusterFigures.by_worker(series)
+    @trial = BloatProbe::TrialReport.comparisons(series)
+  end
 
   def require_local_client
     head :forbidden unless LoopbackOnly.allows?(request.remote_addr)

@@ -14,12 +14,26 @@ end
 
 require_relative "bloat_probe/version"
 require_relative "bloat_probe/setting"
-begin
-  # `rake compile` builds it here, as magnus gems do.
-  require_relative "bloat_probe/bloat_probe"
-rescue LoadError
-  # RubyGems' cargo builder installs it at the root of the gem's extension directory.
-  require "bloat_probe.so"
+# The platform gem carries the extension built for each Ruby minor version it supports
+# (lib/bloat_probe/3.1/, 3.3/); the source gem, the one cargo built at install.
+precompiled = Dir[File.join(__dir__, "bloat_probe", "[0-9]*.[0-9]*")]
+BloatProbe::PRECOMPILED_FOR = precompiled.map { |dir| File.basename(dir) }.sort.freeze
+if BloatProbe::PRECOMPILED_FOR.any?
+  ruby_minor = RUBY_VERSION[/\A\d+\.\d+/]
+  unless BloatProbe::PRECOMPILED_FOR.include?(ruby_minor)
+    raise LoadError, "bloat_probe #{BloatProbe::VERSION} (#{Gem::Platform.local}) carries its extension for Ruby " \
+                     "#{BloatProbe::PRECOMPILED_FOR.join(" and ")}, not #{RUBY_VERSION}: install the source gem, " \
+                     "which builds it with cargo (gem install bloat_probe --platform ruby)"
+  end
+  require_relative "bloat_probe/#{ruby_minor}/bloat_probe"
+else
+  begin
+    # `rake compile` builds it here, as magnus gems do.
+    require_relative "bloat_probe/bloat_probe"
+  rescue LoadError
+    # RubyGems' cargo builder installs it at the root of the gem's extension directory.
+    require "bloat_probe.so"
+  end
 end
 require_relative "bloat_probe/format"
 require_relative "bloat_probe/log_line"

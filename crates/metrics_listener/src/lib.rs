@@ -4,24 +4,36 @@
 //! scrape asks for a fresh one and waits up to FRESH_WAIT for it, then serves the newest
 //! it has, so a busy process answers at once with the last figures and an idle one with
 //! new ones.
+//!
+//! One thread serves every connection and never blocks on one (poll(2)): a client that
+//! sends nothing, or reads slowly, holds a slot and not the thread, and a scrape waiting
+//! for fresh figures holds up no other. When all MAX_CONNECTIONS slots are held, the
+//! longest-held of those that have not sent a whole request is closed for each newcomer,
+//! so that clients holding connections open cannot keep a scrape out: a scrape sends its
+//! request at once and is answered as soon as it has arrived.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How long a scrape waits for Ruby to render fresh figures before it serves the last.
 pub const FRESH_WAIT: Duration = Duration::from_millis(30);
-/// A client that sends nothing, or reads nothing, is dropped after this.
+/// A client that has not sent its request and read the answer by then is dropped.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A request's head is small; a longer one is refused.
 const MAX_HEAD: usize = 8 * 1024;
 /// How often a wait for a scrape looks at its cancel flag.
 const POLL: Duration = Duration::from_millis(50);
-/// Clients answered at once; Prometheus sends one scrape at a time.
-const MAX_CLIENTS: usize = 16;
+/// Connections held at once; past this, one is closed for each newcomer.
+const MAX_CONNECTIONS: usize = 256;
+/// Connections accepted between two looks at the ones held, so that a burst of newcomers
+/// cannot push out a scrape before its request is read.
+const ACCEPT_BATCH: usize = 32;
 
 pub struct Listener {
     shared: Arc<Shared>,
@@ -34,9 +46,11 @@ pub struct Listener {
 
 struct Shared {
     state: Mutex<State>,
+    /// Ruby's wait for a scrape (wait_for_scrape) is woken through this...
     changed: Condvar,
+    /// ...and the listener's thread, asleep in poll, through a byte written here.
+    wake: UnixStream,
     stop: AtomicBool,
-    clients: AtomicUsize,
     content_type: String,
 }
 
@@ -52,6 +66,12 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn wake_up(&self) {
+        self.changed.notify_all();
+        // A full pipe already holds a wake-up.
+        let _ = (&self.wake).write(&[1]);
+    }
 }
 
 impl Listener {
@@ -59,26 +79,29 @@ impl Listener {
     /// until the first fresh one comes.
     pub fn start(bind: &str, port: u16, content_type: &str, body: String) -> io::Result<Listener> {
         let listener = TcpListener::bind((bind, port))?;
+        listener.set_nonblocking(true)?;
+        // std listens with a backlog of 128; the kernel's own cap (somaxconn) instead, so
+        // that a scrape's SYN is not dropped (and retried a second later) while clients
+        // that reconnect as fast as they are closed fill the queue.
+        // SAFETY: listen on the socket this listener owns, which is bound and listening.
+        if unsafe { libc::listen(listener.as_raw_fd(), libc::c_int::MAX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let local = listener.local_addr()?;
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State { body: body.into(), asked: 0, rendered: 0 }),
             changed: Condvar::new(),
+            wake,
             stop: AtomicBool::new(false),
-            clients: AtomicUsize::new(0),
             content_type: content_type.to_owned(),
         });
         let serving = Arc::clone(&shared);
-        let thread = thread::Builder::new().name("bloat_probe-metrics".into()).spawn(move || {
-            for stream in listener.incoming() {
-                if serving.stop.load(Ordering::Acquire) {
-                    break;
-                }
-                // A failed accept ends that scrape only.
-                if let Ok(stream) = stream {
-                    serve_apart(&serving, stream);
-                }
-            }
-        })?;
+        let thread = thread::Builder::new()
+            .name("bloat_probe-metrics".into())
+            .spawn(move || serve(&serving, &listener, &woken))?;
         Ok(Listener { shared, local, thread: Mutex::new(Some(thread)), owner: std::process::id() })
     }
 
@@ -112,7 +135,8 @@ impl Listener {
         let mut state = self.shared.state();
         state.body = body.into();
         state.rendered = state.rendered.max(asked);
-        self.shared.changed.notify_all();
+        drop(state);
+        self.shared.wake_up();
     }
 
     /// Stops answering and closes the port; idempotent. In a forked child it only lets go
@@ -125,9 +149,7 @@ impl Listener {
             return;
         }
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.changed.notify_all();
-        // accept() returns for this connection, and the loop sees `stop`.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local), CLIENT_TIMEOUT);
+        self.shared.wake_up();
         let _ = thread.join();
     }
 }
@@ -138,45 +160,128 @@ impl Drop for Listener {
     }
 }
 
-/// Where to connect to reach our own listener: a wildcard address is reached on loopback.
-fn wake_address(local: SocketAddr) -> SocketAddr {
-    let mut address = local;
-    if address.ip().is_unspecified() {
-        address.set_ip(if address.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
-    }
-    address
+/// One connection: its request head as it arrives, then, for /metrics, a wait for fresh
+/// figures, then the answer as it is written.
+struct Connection {
+    stream: TcpStream,
+    accepted: Instant,
+    stage: Stage,
 }
 
-/// Each client on a thread of its own, so that one that sends nothing does not hold up the
-/// others; past MAX_CLIENTS at once, the connection is closed unanswered.
-fn serve_apart(shared: &Arc<Shared>, stream: TcpStream) {
-    if shared.clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-        shared.clients.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
-    let serving = Arc::clone(shared);
-    let spawned = thread::Builder::new().name("bloat_probe-scrape".into()).spawn(move || {
-        // A client that goes away mid-answer has nothing to be told.
-        let _ = answer(&serving, stream);
-        serving.clients.fetch_sub(1, Ordering::AcqRel);
-    });
-    if spawned.is_err() {
-        shared.clients.fetch_sub(1, Ordering::AcqRel);
-    }
+enum Stage {
+    Reading(Vec<u8>),
+    /// Waiting for the figures of scrape `asked`, until `until`.
+    Fresh {
+        asked: u64,
+        until: Instant,
+        head_only: bool,
+    },
+    /// The answer, and how much of it has been written.
+    Writing(Vec<u8>, usize),
 }
 
-fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
-    // A 405 names the methods allowed, as RFC 9110 asks (and the Rack app does).
-    let (status, content_type, body, head_only, allow) = match route(&head) {
-        Route::Metrics { head_only } => ("200 OK", shared.content_type.as_str(), fresh_body(shared), head_only, ""),
-        Route::NotFound => ("404 Not Found", "text/plain", Arc::from("bloat_probe serves /metrics\n"), false, ""),
-        Route::NotAllowed => {
-            ("405 Method Not Allowed", "text/plain", Arc::from("GET only\n"), false, "allow: GET, HEAD\r\n")
+impl Connection {
+    /// Moves on as far as it can without blocking; false once answered, or failed.
+    fn advance(&mut self, shared: &Shared, now: Instant) -> bool {
+        loop {
+            let next = match &mut self.stage {
+                Stage::Reading(head) => match read_head(&mut self.stream, head) {
+                    Ok(true) => request(shared, &String::from_utf8_lossy(head), now),
+                    Ok(false) => return true,
+                    Err(_) => return false,
+                },
+                Stage::Fresh { asked, until, head_only } => {
+                    let state = shared.state();
+                    if state.rendered < *asked && now < *until {
+                        return true;
+                    }
+                    Stage::Writing(response("200 OK", &shared.content_type, &state.body, *head_only, ""), 0)
+                }
+                Stage::Writing(answer, written) => {
+                    return match write_some(&mut self.stream, answer, written) {
+                        Ok(true) => {
+                            // A client that goes away mid-answer has nothing to be told.
+                            let _ = self.stream.shutdown(Shutdown::Write);
+                            false
+                        }
+                        Ok(false) => true,
+                        Err(_) => false,
+                    };
+                }
+            };
+            self.stage = next;
         }
-    };
+    }
+
+    /// What poll should wake this connection for, and until when it may wait.
+    fn interest(&self) -> (libc::c_short, Instant) {
+        let timeout = self.accepted + CLIENT_TIMEOUT;
+        match &self.stage {
+            Stage::Reading(_) => (libc::POLLIN, timeout),
+            Stage::Fresh { until, .. } => (0, timeout.min(*until)),
+            Stage::Writing(..) => (libc::POLLOUT, timeout),
+        }
+    }
+}
+
+/// Reads what has arrived; true once the head is complete (or the client stopped sending).
+fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(read) => head.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+        if head.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head over 8 KiB"));
+        }
+        if head.windows(4).any(|window| window == b"\r\n\r\n") {
+            return Ok(true);
+        }
+    }
+}
+
+/// Writes what the socket takes; true once all of `answer` is written.
+fn write_some(stream: &mut TcpStream, answer: &[u8], written: &mut usize) -> io::Result<bool> {
+    while *written < answer.len() {
+        match stream.write(&answer[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(sent) => *written += sent,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
+}
+
+/// What a complete request leads to: for /metrics, Ruby is asked for fresh figures, which
+/// it has FRESH_WAIT to render; anything else is answered at once.
+fn request(shared: &Shared, head: &str, now: Instant) -> Stage {
+    match route(head) {
+        Route::Metrics { head_only } => {
+            let mut state = shared.state();
+            state.asked += 1;
+            let asked = state.asked;
+            drop(state);
+            shared.changed.notify_all();
+            Stage::Fresh { asked, until: now + FRESH_WAIT, head_only }
+        }
+        Route::NotFound => {
+            Stage::Writing(response("404 Not Found", "text/plain", "bloat_probe serves /metrics\n", false, ""), 0)
+        }
+        // A 405 names the methods allowed, as RFC 9110 asks (and the Rack app does).
+        Route::NotAllowed => Stage::Writing(
+            response("405 Method Not Allowed", "text/plain", "GET only\n", false, "allow: GET, HEAD\r\n"),
+            0,
+        ),
+    }
+}
+
+fn response(status: &str, content_type: &str, body: &str, head_only: bool, allow: &str) -> Vec<u8> {
     let mut response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{allow}connection: close\r\n\r\n",
         body.len()
@@ -185,45 +290,56 @@ fn answer(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
     if !head_only {
         response.extend_from_slice(body.as_bytes());
     }
-    stream.write_all(&response)?;
-    stream.shutdown(Shutdown::Write)
+    response
 }
 
-/// Asks Ruby for fresh figures and waits up to FRESH_WAIT; the newest body either way.
-fn fresh_body(shared: &Shared) -> Arc<str> {
-    let deadline = Instant::now() + FRESH_WAIT;
-    let mut state = shared.state();
-    state.asked += 1;
-    let wanted = state.asked;
-    shared.changed.notify_all();
-    while state.rendered < wanted && !shared.stop.load(Ordering::Acquire) {
+/// The listener's thread: accepts, reads and answers every connection without blocking on
+/// any, until `stop`.
+fn serve(shared: &Shared, listener: &TcpListener, woken: &UnixStream) {
+    let mut connections: Vec<Connection> = Vec::new();
+    while !shared.stop.load(Ordering::Acquire) {
+        wait_for_ready(listener, woken, &connections);
+        // The wake-ups are only wake-ups.
+        let mut drained = [0u8; 64];
+        while matches!((&*woken).read(&mut drained), Ok(n) if n > 0) {}
+        for _ in 0..ACCEPT_BATCH {
+            // A failed accept ends that connection only.
+            let Ok((stream, _)) = listener.accept() else { break };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if connections.len() >= MAX_CONNECTIONS {
+                // The longest-held of those that have not sent a whole request (they are
+                // kept in the order they came): one being answered is let finish.
+                let idle = connections.iter().position(|held| matches!(held.stage, Stage::Reading(_)));
+                connections.remove(idle.unwrap_or(0));
+            }
+            connections.push(Connection { stream, accepted: Instant::now(), stage: Stage::Reading(Vec::new()) });
+        }
         let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        state = match shared.changed.wait_timeout(state, deadline - now) {
-            Ok((state, _)) => state,
-            Err(poisoned) => poisoned.into_inner().0,
-        };
+        connections.retain_mut(|connection| {
+            now.duration_since(connection.accepted) < CLIENT_TIMEOUT && connection.advance(shared, now)
+        });
     }
-    Arc::clone(&state.body)
 }
 
-/// The request's head, up to its blank line.
-fn read_head(stream: &mut TcpStream) -> io::Result<String> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-        let read = stream.read(&mut chunk)?;
-        if read == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..read]);
-        if head.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head over 8 KiB"));
-        }
+/// Sleeps until the listener, a wake-up or a connection is ready, or the first deadline
+/// of a connection comes (poll(2) over their descriptors).
+fn wait_for_ready(listener: &TcpListener, woken: &UnixStream, connections: &[Connection]) {
+    let watch = |fd, events| libc::pollfd { fd, events, revents: 0 };
+    let mut descriptors = vec![watch(listener.as_raw_fd(), libc::POLLIN), watch(woken.as_raw_fd(), libc::POLLIN)];
+    let mut deadline = Instant::now() + CLIENT_TIMEOUT;
+    for connection in connections {
+        let (events, until) = connection.interest();
+        descriptors.push(watch(connection.stream.as_raw_fd(), events));
+        deadline = deadline.min(until);
     }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+    // Rounded up, so that a deadline is not polled for again with 0 ms to spare.
+    let millis = deadline.saturating_duration_since(Instant::now()).as_millis() + 1;
+    let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `descriptors` is a live array of as many pollfd as its length says, each
+    // naming a descriptor this thread holds open; poll writes only their revents.
+    let _ = unsafe { libc::poll(descriptors.as_mut_ptr(), descriptors.len() as libc::nfds_t, millis) };
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -310,6 +426,56 @@ mod tests {
         listener.stop();
         listener.stop();
         assert!(TcpStream::connect(address).is_err(), "the port is closed");
+    }
+
+    /// Holds one connection at a time, reopened as soon as the listener closes it: silent,
+    /// or asking for the figures and never reading them; until `stop`.
+    fn hold_connections(address: SocketAddr, ask: bool, stop: Arc<AtomicBool>) -> JoinHandle<u32> {
+        thread::spawn(move || {
+            let mut opened = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut stream) = TcpStream::connect(address) else { continue };
+                opened += 1;
+                if ask {
+                    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+                    thread::sleep(CLIENT_TIMEOUT + Duration::from_millis(500));
+                    continue;
+                }
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut byte = [0u8; 1];
+                while !stop.load(Ordering::Relaxed) {
+                    match stream.read(&mut byte) {
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        _ => break,
+                    }
+                }
+            }
+            opened
+        })
+    }
+
+    /// 300 silent clients and 50 that never read a 4 MiB answer (more than the socket's
+    /// buffers hold), each reconnecting as soon as it is closed, hold more connections than
+    /// the listener keeps: every scrape meanwhile is answered whole within a second.
+    #[test]
+    fn clients_that_hold_connections_open_never_keep_a_scrape_out() {
+        let body = format!("{}\n", "x".repeat(4 << 20));
+        let listener = Listener::start("127.0.0.1", 0, TEXT, body.clone()).expect("listen");
+        let stop = Arc::new(AtomicBool::new(false));
+        let holders: Vec<_> =
+            (0..350).map(|index| hold_connections(listener.local_addr(), index >= 300, Arc::clone(&stop))).collect();
+        thread::sleep(Duration::from_millis(500));
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = Instant::now();
+            let response = get(&listener, "GET /metrics HTTP/1.1\r\n\r\n");
+            slowest = slowest.max(started.elapsed());
+            assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with(&body), "{}", response.len());
+        }
+        stop.store(true, Ordering::Relaxed);
+        let opened: u32 = holders.into_iter().map(|holder| holder.join().expect("holder")).sum();
+        assert!(opened > MAX_CONNECTIONS as u32, "only {opened} connections were held");
+        assert!(slowest < Duration::from_secs(1), "a scrape took {slowest:?}");
     }
 
     #[test]

@@ -13,9 +13,11 @@ class GuardClusterTest < Minitest::Test
   LOAD_SECONDS = 10
 
   def start(mode)
-    @server = start_rails_app("guard", env: { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_GUARD" => mode,
-                                              "BLOAT_PROBE_GUARD_BUDGET" => "200M", "BLOAT_PROBE_GUARD_STRIKES" => "2",
-                                              "BLOAT_PROBE_GUARD_INTERVAL" => "1" })
+    @metrics_port = AllocatorBench::ChildProcess.free_port
+    env = { "WEB_CONCURRENCY" => "2", "BLOAT_PROBE_GUARD" => mode, "BLOAT_PROBE_GUARD_BUDGET" => "200M",
+            "BLOAT_PROBE_GUARD_STRIKES" => "2", "BLOAT_PROBE_GUARD_INTERVAL" => "1",
+            "BLOAT_PROBE_REPORT_INTERVAL" => "0.5", "BLOAT_PROBE_METRICS_PORT" => @metrics_port.to_s }
+    @server = start_rails_app("guard", env: env)
   end
 
   def test_the_worker_over_its_budget_is_replaced_and_no_request_fails
@@ -26,8 +28,10 @@ class GuardClusterTest < Minitest::Test
     workers = workers_now
     refute_equal heavy[:pid], workers[heavy[:worker]], "worker #{heavy[:worker]} was replaced\n#{log_tail}"
     assert_equal other[:pid], workers[other[:worker]], "worker #{other[:worker]} lives on"
-    decision = "action=restart reason=over_budget_2_checks verdict=\\w+ .*mode=on restarted=true"
-    assert_match(/bloat_probe guard pid=#{heavy[:pid]} #{decision}/, File.read(@log))
+    decision = "action=restart reason=over_budget_2_checks verdict=(\\w+) .*mode=on restarted=true"
+    verdict = File.read(@log)[/bloat_probe guard pid=#{heavy[:pid]} #{decision}/, 1]
+    refute_nil verdict, log_tail
+    assert_restart_counted_across_it(heavy[:worker], other[:worker], verdict)
   end
 
   def test_dry_run_logs_the_restart_and_replaces_nobody
@@ -40,6 +44,20 @@ class GuardClusterTest < Minitest::Test
   end
 
   private
+
+  # The master's scrape once the replacement has reported: the restart counted in the
+  # replaced worker's slot, and the other worker's count there from boot, at 0.
+  def assert_restart_counted_across_it(replaced, other, verdict)
+    restarts = lambda do |worker|
+      scrape = Net::HTTP.get(URI("http://127.0.0.1:#{@metrics_port}/metrics"))
+      labels = %(worker="#{worker}",action="restart",verdict="#{verdict}")
+      scrape[/^bloat_probe_guard_actions_total\{#{Regexp.escape(labels)}\} (\d+)$/, 1]&.to_i
+    end
+    deadline = monotonic + 10
+    sleep 0.2 until (restarts.call(replaced) || 0) >= 1 || monotonic > deadline
+    assert_operator restarts.call(replaced).to_i, :>=, 1, "the replaced worker's slot counts its restart\n#{log_tail}"
+    assert_equal 0, restarts.call(other), "the other worker's count, exposed from boot"
+  end
 
   # Four requests on one keep-alive connection, so on one worker, that each keep 64 MiB;
   # then that worker's and the other's pid and index.

@@ -74,6 +74,36 @@ class GuardTest < Minitest::Test
                  result[:lines][1])
   end
 
+  # A worker's counts go to its slot in the cluster's directory before a restart ends it,
+  # and the worker booted in that slot takes them up: the restart is counted where the
+  # count outlives the restarted process, and every action and verdict is there from boot.
+  def test_a_restart_is_counted_in_the_slot_before_the_worker_goes
+    result = run_child(<<~RUBY, {}, timeout: 120)
+      require "tmpdir"
+      dir = Dir.mktmpdir("bloat_probe-guard")
+      slot = ->() { BloatProbe::Cluster.new(dir).tap { |cluster| cluster.worker = 1 } }
+      recorder = BloatProbe::Recorder.new
+      recorder.take(record: false)
+      #{LIVE}
+      carried_at_restart = []
+      guard = BloatProbe::Guard.new(budget: "100M", strikes: 1, recorder: recorder, log: ->(_line) {},
+                                    restart: ->(_decision) { carried_at_restart << slot.call.carried; true })
+      guard.keep_counts_in(slot.call)
+      2.times { guard.tick }
+      replacement = BloatProbe::Guard.new(budget: "100M", restart: ->(_decision) { true }, recorder: recorder)
+      fresh = replacement.action_counts
+      replacement.keep_counts_in(slot.call)
+      counts = replacement.action_counts.reject { |_key, count| count.zero? }
+      puts JSON.dump(carried_at_restart: carried_at_restart, fresh: fresh.values.uniq, fresh_size: fresh.size,
+                     counts: counts.map { |(action, verdict), count| [action, verdict, count] })
+    RUBY
+    assert_equal [["restart", "live_native", 1]], result[:carried_at_restart].first[:actions]
+    assert_equal [["restart", "live_native", 2]], result[:carried_at_restart].last[:actions]
+    assert_equal [0], result[:fresh]
+    assert_equal BloatProbe::Guard::Remedies::ACTIONS.size * BloatProbe::Diagnosis::VERDICTS.size, result[:fresh_size]
+    assert_equal [["restart", "live_native", 2]], result[:counts]
+  end
+
   # Past its strikes every check decides "restart" again: logged and counted once.
   def test_dry_run_decides_and_logs_the_same_and_does_nothing
     result = guard_in_child(LIVE, budget: "'100M'", mode: "dry-run", ticks: 5)

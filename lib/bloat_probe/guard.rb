@@ -96,6 +96,23 @@ module BloatProbe
       nil
     end
 
+    # Every action for every verdict, 0 until counted: a rate() has a start from boot.
+    def action_counts
+      @lock.synchronize { Remedies::ACTIONS.product(Diagnosis::VERDICTS).to_h { |key| [key, @actions[key]] } }
+    end
+
+    # Keeps the counts in `ledger` (a Puma worker's slot in its Cluster) from now on, and
+    # takes up what the process that held the slot before had counted, so that a restart
+    # is counted where the count outlives the restarted worker.
+    def keep_counts_in(ledger)
+      carried = ledger.carried
+      @lock.synchronize do
+        carried.fetch(:actions, []).each { |action, verdict, count| @actions[[action.to_sym, verdict.to_sym]] += count }
+        @released_bytes += carried.fetch(:released_bytes, 0)
+        @ledger = ledger
+      end
+    end
+
     def dry_run?
       @mode == "dry-run"
     end
@@ -119,14 +136,21 @@ module BloatProbe
       @last_decided = [action, verdict]
       return decision if repeated
 
-      restarted = action == :restart ? @remedies.restart(decision) : nil
-      @lock.synchronize do
+      counts = @lock.synchronize do
         @actions[[action, verdict]] += 1 unless action == :none
         @decisions << decision
         @decisions.shift if @decisions.size > HISTORY
+        carried_counts
       end
+      # Counted, and kept where the count outlives this process, before a restart ends it.
+      @ledger&.carry(counts) unless action == :none
+      restarted = action == :restart ? @remedies.restart(decision) : nil
       @log.call(line(decision, restarted)) unless action == :none && @over.zero? && reason == "under_budget"
       decision
+    end
+
+    def carried_counts
+      { actions: @actions.map { |(action, verdict), count| [action, verdict, count] }, released_bytes: @released_bytes }
     end
 
     def line(decision, restarted)

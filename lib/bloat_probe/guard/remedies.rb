@@ -8,6 +8,8 @@ module BloatProbe
     class Remedies
       # Per allocator, how it gives back what it holds free.
       GIVE_BACK = { glibc: :trim, jemalloc: :purge }.freeze
+      # Every action the guard can count.
+      ACTIONS = [*GIVE_BACK.values, :restart].freeze
 
       # restart: a callable given the decision, which restarts the process gracefully and
       # returns true, or returns false where it cannot (Puma in single mode).

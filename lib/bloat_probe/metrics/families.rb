@@ -144,7 +144,9 @@ module BloatProbe
         end,
         family("bloat_probe_guard_actions_total", "counter",
                "What BloatProbe::Guard did over budget (trim, purge, restart), by the verdict it acted on.") do |s|
-          s.guard&.actions&.map { |(action, verdict), count| [{ action: action.to_s, verdict: verdict.to_s }, count] }
+          s.guard&.action_counts&.map do |(action, verdict), count|
+            [{ action: action.to_s, verdict: verdict.to_s }, count]
+          end
         end,
         family("bloat_probe_guard_released_bytes_total", "counter",
                "Bytes by which the guard's trims and purges brought the measured memory down.") do |s|

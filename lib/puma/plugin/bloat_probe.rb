@@ -101,6 +101,7 @@ Puma::Plugin.create do
     launcher.config.configure do |_user, file, _default|
       file.on_worker_boot do |index|
         probe.cluster.worker = index
+        probe.guard&.keep_counts_in(probe.cluster)
         probe.take_up(trial.remedy_for(index)) if trial
         probe.start(interval: interval, log: log)
       end

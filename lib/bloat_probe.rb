@@ -10,6 +10,16 @@ module BloatProbe
   class NotJemallocError < Error; end
   # Churn would hold more than BloatProbe.retain_limit bytes.
   class RetainLimitError < RangeError; end
+
+  # A reading that could not be taken; #reading names it (ReadingErrors::READINGS).
+  class ReadingError < Error
+    attr_reader :reading
+
+    def initialize(message = nil, reading: nil)
+      super(message)
+      @reading = reading
+    end
+  end
 end
 
 require_relative "bloat_probe/version"
@@ -44,6 +54,7 @@ require_relative "bloat_probe/diagnosis"
 require_relative "bloat_probe/moment"
 require_relative "bloat_probe/examiner"
 require_relative "bloat_probe/recorder"
+require_relative "bloat_probe/reading_errors"
 require_relative "bloat_probe/durations"
 require_relative "bloat_probe/attribution"
 require_relative "bloat_probe/probe"

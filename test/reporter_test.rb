@@ -35,8 +35,9 @@ class ReporterTest < Minitest::Test
     assert_equal history, @recorder.history
   end
 
-  # A cluster directory that vanished (a real failure, not a stub): the tick logs one
-  # line and the next tick, with the directory back, publishes.
+  # A cluster directory that vanished, then one that is a file (real failures, not stubs):
+  # each tick logs one line naming the reading and counts it, and the next tick, with the
+  # directory back, publishes.
   def test_a_failing_tick_logs_one_line_and_the_next_goes_on
     Dir.mktmpdir("bloat_probe-reporter") do |dir|
       cluster = BloatProbe::Cluster.new(File.join(dir, "cluster"))
@@ -44,12 +45,24 @@ class ReporterTest < Minitest::Test
       reporter = reporter(cluster: cluster)
       cluster.remove
       reporter.tick
-      assert_equal 1, @lines.size
-      assert_match(/\Abloat_probe pid=\d+ error=Errno::ENOENT message="/, @lines.first)
+      File.write(cluster.dir, "not a directory")
+      reporter.tick
+      assert_equal 2, @lines.size
+      %w[ENOENT ENOTDIR].zip(@lines).each do |errno, line|
+        assert_match(/\Abloat_probe pid=\d+ reading=cluster error=BloatProbe::ReadingError message="writing /, line)
+        assert_includes line, cluster.dir
+        assert_includes line, Errno.const_get(errno).new.message
+      end
+      assert_equal 2, reporter.probe.reading_errors.counts.fetch("cluster")
+      FileUtils.rm_f(cluster.dir)
       FileUtils.mkdir_p(cluster.dir)
       reporter.tick
       assert_match(/\Abloat_probe pid=\d+ worker=0 verdict=/, @lines.last)
       assert File.exist?(File.join(cluster.dir, "worker-0.json"))
+      errors = BloatProbe::Cluster.new(cluster.dir).peer_series(own: false)
+                                  .select { |name, _labels, _value| name == "bloat_probe_reading_errors_total" }
+      assert_equal({ "arena_stats" => 0, "memory" => 0, "cluster" => 2 },
+                   errors.to_h { |_name, labels, value| [labels[:reading], value] })
     end
   end
 

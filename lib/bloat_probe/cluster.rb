@@ -103,6 +103,8 @@ module BloatProbe
     def write(path, document)
       File.write("#{path}.#{Process.pid}.tmp", JSON.generate(document))
       File.rename("#{path}.#{Process.pid}.tmp", path)
+    rescue SystemCallError => e
+      raise ReadingError.new("writing #{path}: #{e.message}", reading: "cluster")
     end
 
     def carried_file

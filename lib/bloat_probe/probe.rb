@@ -8,7 +8,7 @@ module BloatProbe
   # workers share. #start runs its threads (a Reporter, the Guard's, the Trimmer's) in the
   # process that serves: threads do not survive fork. Metrics and the dashboard read it.
   class Probe
-    attr_reader :recorder, :attribution, :trimmer, :guard, :cluster, :reporter
+    attr_reader :recorder, :attribution, :trimmer, :guard, :cluster, :reporter, :reading_errors
 
     def initialize(recorder: Recorder.new, attribution: Attribution.new, trimmer: nil, guard: nil, cluster: nil)
       @recorder = recorder
@@ -18,6 +18,7 @@ module BloatProbe
       @cluster = cluster
       @reporter = nil
       @remedy = nil
+      @reading_errors = ReadingErrors.new
     end
 
     # Starts reporting every `interval` seconds through `log`, and the Guard and the

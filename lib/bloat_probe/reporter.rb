@@ -34,7 +34,8 @@ module BloatProbe
                               history: @probe.recorder.history)
       @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels, top: snapshot.attribution&.first))
     rescue StandardError => e
-      @log.call(LogLine.error(nil, e, pid: Process.pid))
+      reading = @probe.reading_errors.count(e)
+      @log.call(LogLine.error(nil, e, pid: Process.pid, **(reading ? { reading: reading } : {})))
     end
 
     # One log line (LogLine), every figure from one moment.

@@ -49,12 +49,39 @@ impl Context<'_> {
     }
 }
 
+/// The readings a moment can fail to take (the cgroup's never fails: what it cannot read
+/// is left unknown), each with the name the Ruby layer counts its failures under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    ArenaStats,
+    Memory,
+}
+
+impl Reading {
+    pub const ALL: [Reading; 2] = [Reading::ArenaStats, Reading::Memory];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reading::ArenaStats => "arena_stats",
+            Reading::Memory => "memory",
+        }
+    }
+}
+
+/// A reading a moment could not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadingFailure {
+    pub reading: Reading,
+    pub message: String,
+}
+
 impl Moment {
     /// Reads this process now and diagnoses what it read.
-    pub fn take(allocator: &Allocator, context: Context<'_>) -> Result<Moment, String> {
-        let stats = arena_stats::read(allocator)?;
+    pub fn take(allocator: &Allocator, context: Context<'_>) -> Result<Moment, ReadingFailure> {
+        let stats =
+            arena_stats::read(allocator).map_err(|message| ReadingFailure { reading: Reading::ArenaStats, message })?;
         let memory = procfs::reading_reusing(Some(procfs::MOMENT_REUSE), arenas_held(&stats))
-            .map_err(|e| format!("reading /proc/self: {e}"))?;
+            .map_err(|e| ReadingFailure { reading: Reading::Memory, message: format!("reading /proc/self: {e}") })?;
         let cgroup = cgroup::read(allocator.name == Kind::Glibc);
         Ok(Moment::judge(stats, memory, cgroup, context, now()))
     }

@@ -43,9 +43,11 @@ pub fn memory() -> io::Result<Memory> {
     };
     let mut buf = [0u8; 160];
     let len = file.read_at(&mut buf, 0)?;
-    *cached = Some((generation, file));
     let text = std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    parse_statm(text, page_size())
+    let memory = parse_statm(text, page_size())?;
+    // Kept only once it has given a reading: a file that gave none is opened afresh next time.
+    *cached = Some((generation, file));
+    Ok(memory)
 }
 
 /// Forks seen by this process's line of descent: a descriptor opened under another

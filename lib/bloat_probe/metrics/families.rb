@@ -152,6 +152,11 @@ module BloatProbe
                "Bytes by which the guard's trims and purges brought the measured memory down.") do |s|
           s.guard&.released_bytes
         end,
+        family("bloat_probe_reading_errors_total", "counter",
+               "Readings that failed (the reporter logs each, and its figures wait for the next interval), " \
+               "by reading.") do |s|
+          s.reading_errors&.map { |reading, count| [{ reading: reading }, count] }
+        end,
         family("bloat_probe_verdict", "gauge", "The latest diagnosis: 1 for its verdict, 0 for the others.") do |s|
           Diagnosis::VERDICTS.map { |verdict| [{ verdict: verdict.to_s }, verdict == s.diagnosis.verdict ? 1 : 0] }
         end,

@@ -6,7 +6,7 @@ module BloatProbe
     # the diagnosis of those very figures), the Trimmer if the process runs one, and the
     # attribution's entries and call durations.
     Snapshot = Struct.new(:stats, :memory, :cgroup, :diagnosis, :trimmer, :attribution, :durations, :guard,
-                          keyword_init: true) do
+                          :reading_errors, keyword_init: true) do
       def glibc?
         stats.glibc?
       end
@@ -16,7 +16,8 @@ module BloatProbe
       def self.of(probe, moment = probe.recorder.moment)
         Snapshot.new(stats: moment.stats, memory: moment.memory, cgroup: moment.cgroup, diagnosis: moment.diagnosis,
                      trimmer: probe.trimmer, attribution: probe.attribution&.entries,
-                     durations: probe.attribution&.durations, guard: probe.guard)
+                     durations: probe.attribution&.durations, guard: probe.guard,
+                     reading_errors: probe.reading_errors.counts)
       end
     end
   end

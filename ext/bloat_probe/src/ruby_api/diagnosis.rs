@@ -3,11 +3,11 @@
 //! and gets the readings and their diagnosis back as Hashes.
 
 use super::allocator::live;
-use super::errors::{arg_error, probe_error, range_error, type_error, ProbeClass};
+use super::errors::{arg_error, range_error, reading_error, type_error};
 use super::fields::to_hash;
 use bloat_probe_core::allocator::Kind as Allocator;
 use bloat_probe_core::diagnosis::{ArenaCap, Diagnosis, Figures, Phase, RubyHeap, Verdict};
-use bloat_probe_core::moment::{Context, Moment};
+use bloat_probe_core::moment::{Context, Moment, Reading};
 use bloat_probe_core::thresholds::{Kind, ThresholdError, Thresholds};
 use bloat_probe_core::trend::{Sample, Trend};
 use magnus::value::ReprValue;
@@ -24,6 +24,16 @@ pub fn verdicts(ruby: &Ruby, freeable_only: bool) -> Result<RArray, Error> {
     let list = ruby.ary_new();
     for verdict in Verdict::ALL.iter().filter(|verdict| !freeable_only || verdict.freeable()) {
         list.push(ruby.to_symbol(verdict.name()))?;
+    }
+    list.freeze();
+    Ok(list)
+}
+
+/// The names of the readings a moment can fail to take (Reading::ALL), as Strings.
+pub fn readings(ruby: &Ruby) -> Result<RArray, Error> {
+    let list = ruby.ary_new();
+    for reading in Reading::ALL {
+        list.push(ruby.str_new(reading.name()))?;
     }
     list.freeze();
     Ok(list)
@@ -62,7 +72,7 @@ pub fn moment(
         warm_from,
         boot_in_use,
     };
-    let moment = Moment::take(live(), context).map_err(|message| probe_error(ruby, ProbeClass::Error, message))?;
+    let moment = Moment::take(live(), context).map_err(|failure| reading_error(ruby, failure))?;
     let hash = ruby.hash_new();
     hash.aset(ruby.to_symbol("arena_stats"), to_hash(ruby, &moment.stats)?)?;
     hash.aset(ruby.to_symbol("memory"), to_hash(ruby, &moment.memory)?)?;

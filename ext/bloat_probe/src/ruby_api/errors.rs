@@ -1,8 +1,9 @@
 //! Ruby exceptions for the core's errors. BloatProbe's own classes are defined in
 //! lib/bloat_probe.rb, before this library loads.
 
+use bloat_probe_core::moment::ReadingFailure;
 use magnus::value::{Opaque, ReprValue};
-use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby, Value};
+use magnus::{prelude::*, Error, Exception, ExceptionClass, RModule, Ruby, Value};
 use std::sync::OnceLock;
 
 pub fn arg_error(ruby: &Ruby, message: impl Into<String>) -> Error {
@@ -37,15 +38,22 @@ pub enum ProbeClass {
     NotGlibcError,
     NotJemallocError,
     RetainLimitError,
+    ReadingError,
 }
 
 /// The classes, looked up once when the library loads rather than by name at each raise.
-static CLASSES: OnceLock<[Opaque<ExceptionClass>; 4]> = OnceLock::new();
+static CLASSES: OnceLock<[Opaque<ExceptionClass>; 5]> = OnceLock::new();
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.class_object().const_get::<_, RModule>("BloatProbe")?;
     let class = |name: &str| module.const_get::<_, ExceptionClass>(name).map(Opaque::from);
-    let classes = [class("Error")?, class("NotGlibcError")?, class("NotJemallocError")?, class("RetainLimitError")?];
+    let classes = [
+        class("Error")?,
+        class("NotGlibcError")?,
+        class("NotJemallocError")?,
+        class("RetainLimitError")?,
+        class("ReadingError")?,
+    ];
     // A second load of the library finds the same constants: the first lookup stands.
     let _ = CLASSES.set(classes);
     Ok(())
@@ -57,6 +65,20 @@ pub fn probe_error(ruby: &Ruby, class: ProbeClass, message: impl Into<String>) -
     // class is missing: no method can get here without the classes.
     let classes = CLASSES.get().expect("errors::init ran before any method was defined");
     Error::new(ruby.get_inner(classes[class as usize]), message.into())
+}
+
+/// A BloatProbe::ReadingError whose #reading names what could not be read.
+pub fn reading_error(ruby: &Ruby, failure: ReadingFailure) -> Error {
+    let classes = CLASSES.get().expect("errors::init ran before any method was defined");
+    let class = ruby.get_inner(classes[ProbeClass::ReadingError as usize]);
+    let exception = class.funcall::<_, _, Exception>("new", (failure.message.as_str(),)).and_then(|exception| {
+        exception.funcall::<_, _, Value>("instance_variable_set", ("@reading", failure.reading.name()))?;
+        Ok(exception)
+    });
+    match exception {
+        Ok(exception) => Error::from(exception),
+        Err(error) => error,
+    }
 }
 
 pub fn io_error(ruby: &Ruby, what: &str, e: std::io::Error) -> Error {

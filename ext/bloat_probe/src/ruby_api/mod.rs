@@ -56,6 +56,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.const_set("TREND_MIN_SECONDS", bloat_probe_core::trend::MIN_SECONDS)?;
     native.define_singleton_method("thresholds", function!(diagnosis::thresholds, 1))?;
     native.define_singleton_method("moment", function!(diagnosis::moment, 6))?;
+    native.const_set("READINGS", diagnosis::readings(ruby)?)?;
     native.define_singleton_method("judge", function!(diagnosis::judge, 5))?;
     native.define_singleton_method("churn", function!(churn::churn, -1))?;
     native.define_singleton_method("churn_worst_case_bytes", function!(churn::worst_case_bytes, -1))?;

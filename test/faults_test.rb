@@ -1,0 +1,55 @@
+# frozen_string_literal: true
+
+require "test_helper"
+require "open3"
+
+# Readings that fail on purpose, in a real process whose own /proc files are hidden by a
+# bind mount in a mount namespace of its own (root only): the reporter logs one line
+# naming the reading and counts it, the guard takes no action on it, and the next interval,
+# with the file back, reads and reports again.
+class FaultsTest < Minitest::Test
+  LIB = File.expand_path("../lib", __dir__)
+
+  # The reporter and a guard whose budget the process is over, with /proc/PID/statm (read
+  # at every moment, and kept open once it has given a reading) empty, then given back.
+  SCRIPT = <<~RUBY
+    require "json"
+    require "bloat_probe"
+    statm = "/proc/\#{Process.pid}/statm"
+    system("mount", "--bind", "/dev/null", statm, exception: true)
+    probe = BloatProbe::Probe.new(recorder: BloatProbe::Recorder.new(warmup: 0))
+    lines = []
+    reporter = BloatProbe::Reporter.new(interval: 60, probe: probe, log: ->(line) { lines << line })
+    restarts = []
+    guard = BloatProbe::Guard.new(budget: "1M", strikes: 1, recorder: probe.recorder, log: ->(line) { lines << line },
+                                  restart: ->(decision) { restarts << decision.reason; true })
+    reporter.tick
+    failed_check = guard.tick
+    system("umount", statm, exception: true)
+    reporter.tick
+    series = BloatProbe::Metrics::Families.series(BloatProbe::Metrics::Snapshot.of(probe, probe.recorder.take))
+    errors = series.select { |name, _labels, _value| name == "bloat_probe_reading_errors_total" }
+    puts JSON.generate(lines: lines, failed_check: failed_check, restarts: restarts,
+                       errors: errors.to_h { |_name, labels, value| [labels[:reading], value] })
+  RUBY
+
+  def test_a_reading_that_fails_is_logged_counted_and_not_acted_on_and_the_next_recovers
+    namespace = %w[unshare --mount --propagation private]
+    _out, err, status = Open3.capture3(*namespace, "true")
+    skip "a mount namespace of its own needs root (CAP_SYS_ADMIN): #{err.strip}" unless status.success?
+
+    out, err, status = Open3.capture3(*namespace, "timeout", "60", RbConfig.ruby, "-I", LIB, "-e", SCRIPT)
+    assert status.success?, err
+    result = JSON.parse(out.lines.last, symbolize_names: true)
+    lines = result[:lines]
+    # The moment's first reading, the arenas' stats, takes RSS from statm.
+    assert_match(/\Abloat_probe pid=\d+ reading=arena_stats error=BloatProbe::ReadingError /, lines[0])
+    assert_includes lines[0], 'message="reading /proc/self/statm: ', lines[0]
+    assert_match(/\Abloat_probe guard pid=\d+ error=BloatProbe::ReadingError /, lines[1])
+    assert_nil result[:failed_check], "the guard decides nothing on a failed reading"
+    assert_empty result[:restarts]
+    assert_match(/\Abloat_probe pid=\d+ verdict=/, lines[2], "the next interval reads again")
+    assert_equal 3, lines.size, lines.join("\n")
+    assert_equal({ arena_stats: 1, memory: 0, cluster: 0 }, result[:errors])
+  end
+end

@@ -31,7 +31,7 @@ BloatProbe::PRECOMPILED_FOR = precompiled.map { |dir| File.basename(dir) }.sort.
 if BloatProbe::PRECOMPILED_FOR.any?
   ruby_minor = RUBY_VERSION[/\A\d+\.\d+/]
   unless BloatProbe::PRECOMPILED_FOR.include?(ruby_minor)
-    raise LoadError, "bloat_probe #{BloatProbe::VERSION} (#{Gem::Platform.local}) carries its extension for Ruby " \
+    raise LoadError, "bloat_probe #{BloatProbe::VERSION} carries its extension for Ruby " \
                      "#{BloatProbe::PRECOMPILED_FOR.join(" and ")}, not #{RUBY_VERSION}: install the source gem, " \
                      "which builds it with cargo (gem install bloat_probe --platform ruby)"
   end

@@ -53,8 +53,8 @@ class MetricsPortTest < Minitest::Test
   end
 
   # Each worker's shared and private bytes (smaps_rollup) add up to its RSS (statm), and
-  # after preload_app! it shares Rails with the master; the master's row is the kernel's
-  # reading of the master now, which serves nothing and so holds still.
+  # after preload_app! it shares Rails with the master; the master's row is its reading
+  # of itself for this very scrape, against the kernel's right after.
   def assert_shared_and_private_per_process(body)
     value = ->(name, worker, extra = "") { body[/^#{name}\{worker="#{worker}"#{extra}\} (\d+)$/, 1]&.to_i }
     sharing = ->(kind, worker) { %w[clean dirty].sum { |state| value.call(kind, worker, ",state=\"#{state}\"") } }

@@ -113,7 +113,7 @@ module BloatProbe
 
     def peer(worker, pid, published)
       Peer.new(worker: worker, pid: pid,
-               series: published[:series].map { |name, labels, value| [name, labels, value] },
+               series: published[:series],
                history: published[:history].map { |values| Sample.new(*values) })
     end
 

@@ -90,11 +90,20 @@ class GuardTest < Minitest::Test
                                     restart: ->(_decision) { carried_at_restart << slot.call.carried; true })
       guard.keep_counts_in(slot.call)
       2.times { guard.tick }
+      # A slot that cannot be written loses the count, never the restart.
+      FileUtils.rm_rf(dir)
+      lines = []
+      unwritable = BloatProbe::Guard.new(budget: "100M", strikes: 1, recorder: recorder, log: ->(line) { lines << line },
+                                         restart: ->(_decision) { lines << "restarted"; true })
+      unwritable.keep_counts_in(slot.call.tap { FileUtils.rm_rf(dir) })
+      unwritable.tick
+      FileUtils.mkdir_p(dir)
+      File.write(File.join(dir, "carried-1.json"), JSON.generate(carried_at_restart.last))
       replacement = BloatProbe::Guard.new(budget: "100M", restart: ->(_decision) { true }, recorder: recorder)
       fresh = replacement.action_counts
       replacement.keep_counts_in(slot.call)
       counts = replacement.action_counts.reject { |_key, count| count.zero? }
-      puts JSON.dump(carried_at_restart: carried_at_restart, fresh: fresh.values.uniq, fresh_size: fresh.size,
+      puts JSON.dump(carried_at_restart: carried_at_restart, fresh: fresh.values.uniq, fresh_size: fresh.size, lines: lines,
                      counts: counts.map { |(action, verdict), count| [action, verdict, count] })
     RUBY
     assert_equal [["restart", "live_native", 1]], result[:carried_at_restart].first[:actions]
@@ -102,6 +111,8 @@ class GuardTest < Minitest::Test
     assert_equal [0], result[:fresh]
     assert_equal BloatProbe::Guard::Remedies::ACTIONS.size * BloatProbe::Diagnosis::VERDICTS.size, result[:fresh_size]
     assert_equal [["restart", "live_native", 2]], result[:counts]
+    assert_match(/\Abloat_probe guard pid=\d+ reading=cluster error=BloatProbe::ReadingError /, result[:lines][0])
+    assert_equal "restarted", result[:lines][1]
   end
 
   # Past its strikes every check decides "restart" again: logged and counted once.

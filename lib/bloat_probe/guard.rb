@@ -143,10 +143,17 @@ module BloatProbe
         carried_counts
       end
       # Counted, and kept where the count outlives this process, before a restart ends it.
-      @ledger&.carry(counts) unless action == :none
+      carry(counts) unless action == :none
       restarted = action == :restart ? @remedies.restart(decision) : nil
       @log.call(line(decision, restarted)) unless action == :none && @over.zero? && reason == "under_budget"
       decision
+    end
+
+    # A count that cannot be kept is logged; the decision (a restart too) goes on.
+    def carry(counts)
+      @ledger&.carry(counts)
+    rescue ReadingError => e
+      @log.call(LogLine.error("guard", e, pid: Process.pid, reading: e.reading))
     end
 
     def carried_counts

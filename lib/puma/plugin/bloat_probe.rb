@@ -3,6 +3,7 @@
 require "puma/plugin"
 require "bloat_probe"
 require "bloat_probe/metrics_server"
+require "bloat_probe/lingering_close"
 
 # `plugin :bloat_probe` in config/puma.rb: a BloatProbe::Reporter in the process that
 # serves requests, logging through Puma's log every BLOAT_PROBE_REPORT_INTERVAL seconds
@@ -149,10 +150,17 @@ Puma::Plugin.create do
     BloatProbe::MetricsServer.new(BloatProbe::Metrics.new(probe: probe, own_series: !cluster), port: port, bind: bind)
   end
 
-  # A worker stops gracefully on TERM (its requests finish) and the master boots another
-  # in its place. A single process has no master to do that: it says so instead.
+  # A worker stops gracefully on TERM (its requests finish, its connections close without a
+  # reset: LingeringClose) and the master boots another in its place. A single process has
+  # no master to do that: it says so instead.
   def restart(cluster, log)
-    return ->(_decision) { Process.kill("TERM", Process.pid) && true } if cluster
+    if cluster
+      BloatProbe::LingeringClose.install
+      return lambda do |_decision|
+        BloatProbe::LingeringClose.begin
+        Process.kill("TERM", Process.pid) && true
+      end
+    end
 
     reason = "Puma runs in single mode, where no master replaces a process: run workers 1 or more (cluster " \
              "mode), or let your supervisor restart it (systemd, Kubernetes)"

@@ -37,7 +37,7 @@ class GuardClusterTest < Minitest::Test
 
   # ab -k holds 10 keep-alive connections while workers keep memory past their budget, so
   # that the guard retires one after another. ab stops at the first reset (which it did
-  # before LingeringClose, in 1 run of 3 with one or two restarts); a connection closed
+  # before BloatProbe::Retirement, in every run of 3); a connection closed
   # while idle it opens again.
   def test_keep_alive_clients_see_no_reset_across_restarts
     skip "ab is not installed (bin/setup installs apache2-utils)" unless system("command -v ab >/dev/null")

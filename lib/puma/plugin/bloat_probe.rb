@@ -3,7 +3,7 @@
 require "puma/plugin"
 require "bloat_probe"
 require "bloat_probe/metrics_server"
-require "bloat_probe/lingering_close"
+require "bloat_probe/retirement"
 
 # `plugin :bloat_probe` in config/puma.rb: a BloatProbe::Reporter in the process that
 # serves requests, logging through Puma's log every BLOAT_PROBE_REPORT_INTERVAL seconds
@@ -150,15 +150,15 @@ Puma::Plugin.create do
     BloatProbe::MetricsServer.new(BloatProbe::Metrics.new(probe: probe, own_series: !cluster), port: port, bind: bind)
   end
 
-  # A worker stops gracefully on TERM (its requests finish, its connections close without a
-  # reset: LingeringClose) and the master boots another in its place. A single process has
+  # A worker lets its clients go (BloatProbe::Retirement), then stops gracefully on TERM
+  # (its requests finish) and the master boots another in its place. A single process has
   # no master to do that: it says so instead.
   def restart(cluster, log)
     if cluster
-      BloatProbe::LingeringClose.install
+      BloatProbe::Retirement.install
       return lambda do |_decision|
-        BloatProbe::LingeringClose.begin
-        Process.kill("TERM", Process.pid) && true
+        BloatProbe::Retirement.begin { Process.kill("TERM", Process.pid) } unless BloatProbe::Retirement.retiring?
+        true
       end
     end
 

@@ -43,6 +43,16 @@ module BloatProbe
       def add(other)
         members.each { |field| self[field] += other[field] }
       end
+
+      # One call that raised the mark by `raised` bytes (0: not at all), in place: a call
+      # allocates as little as it can, since what it allocates may start a GC on its thread.
+      def count(raised)
+        self.calls += 1
+        return unless raised.positive?
+
+        self.raises += 1
+        self.raised_bytes += raised
+      end
     end
 
     def initialize(limit: LIMIT)
@@ -52,6 +62,8 @@ module BloatProbe
       @seen = {} # arena id => its high-water mark at the last reading
       @in_flight = {} # arena id => [Call]
       @durations = Durations.new
+      @own_calls = 0
+      @own_cpu = 0.0
       @lock = Mutex.new
     end
 
@@ -59,15 +71,25 @@ module BloatProbe
     # block has run: a Rails route is known only then) and records what it did; returns
     # what the block returned. A call that raises is recorded too.
     def measure(name)
+      cpu = thread_cpu
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       before = mark
       call = start(before)
+      own = thread_cpu - cpu
       yield
     ensure
       if before
         took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        cpu = thread_cpu
         record(name.respond_to?(:call) ? name.call : name, before, mark, call, took)
+        count_own(own + thread_cpu - cpu)
       end
+    end
+
+    # The calls measured, and the CPU seconds their measuring took on their threads (the
+    # clock readings for it included): what the attribution costs a request.
+    def overhead
+      @lock.synchronize { [@own_calls, @own_cpu] }
     end
 
     # How long the calls took, all names together (a frozen copy).
@@ -93,6 +115,17 @@ module BloatProbe
     end
 
     private
+
+    def thread_cpu
+      Process.clock_gettime(Process::CLOCK_THREAD_CPUTIME_ID)
+    end
+
+    def count_own(seconds)
+      @lock.synchronize do
+        @own_calls += 1
+        @own_cpu += seconds
+      end
+    end
 
     # [arena index, arena id, its high-water mark] under glibc; the thread's Allocation
     # under jemalloc; empty where neither can be read (the call is counted all the same).
@@ -131,7 +164,7 @@ module BloatProbe
           @in_flight.delete(arena) if calls.empty?
           raised = call.share
         end
-        tally_for(name).add(Tally.new(1, raised.positive? ? 1 : 0, raised))
+        tally_for(name).count(raised)
         @durations.add(took)
         remember_thread(index, name)
       end
@@ -142,7 +175,7 @@ module BloatProbe
       left = 0
       left = (after.allocated - before.allocated) - (after.deallocated - before.deallocated) if after.is_a?(Allocation)
       @lock.synchronize do
-        tally_for(name).add(Tally.new(1, left.positive? ? 1 : 0, [left, 0].max))
+        tally_for(name).count([left, 0].max)
         @durations.add(took)
         remember_thread(nil, name)
       end
@@ -195,12 +228,20 @@ module BloatProbe
 
     def remember_thread(arena, name)
       @threads.select! { |thread, _| thread.alive? } if @threads.size >= THREADS
-      @threads[Thread.current] = [arena, name, Time.now.to_f] if @threads.size < THREADS
+      now = Process.clock_gettime(Process::CLOCK_REALTIME)
+      seen = @threads[Thread.current]
+      return seen.replace([arena, name, now]) if seen
+
+      @threads[Thread.current] = [arena, name, now] if @threads.size < THREADS
     end
 
     # Text, one line, at most NAME_LENGTH characters.
     def clean(name)
-      text = name.to_s.gsub(/[[:cntrl:]]/, " ").strip
+      text = name.to_s
+      # Most names need nothing: they are not copied.
+      return text if text.length <= NAME_LENGTH && !text.empty? && !text.match?(/[[:cntrl:]]|\A\s|\s\z/)
+
+      text = text.gsub(/[[:cntrl:]]/, " ").strip
       text = "(unnamed)" if text.empty?
       text.length > NAME_LENGTH ? "#{text[0, NAME_LENGTH - 1]}…" : text
     end

@@ -22,8 +22,9 @@ class BloatController < ApplicationController
     cluster_figures(BloatProbe.probe.cluster)
   end
 
+  # GET /bloat/stats?footprint=1 adds the probe's own footprint (a full GC and a heap walk).
   def stats
-    render json: StatsDocument.take
+    render json: StatsDocument.take(footprint: query_params.integer(:footprint, default: 0, range: 0..1) == 1)
   end
 
   private

@@ -10,7 +10,7 @@ module BloatProbe
   # other live workers' series to its own. A file whose process is gone is left out and
   # removed, so a dead worker's series disappear; the worker Puma boots in its place
   # writes under the same index. The master writes its own, labelled worker="master",
-  # as it is after each fork: what the workers started out sharing.
+  # after each fork (what the workers started out sharing) and at each scrape it serves.
   class Cluster
     attr_reader :dir
     attr_accessor :worker

@@ -11,8 +11,9 @@ module BloatProbe
   # or, where that is older than diagnosis_interval seconds, a fresh one (it reads
   # /proc/self/smaps_rollup, which costs milliseconds in a large process). In a Puma cluster the
   # scrape also returns every other live worker's series, as each worker's Reporter
-  # last published them, labelled worker="N", and the master's as it was after its last
-  # fork, labelled worker="master".
+  # last published them, labelled worker="N", and the master's, labelled worker="master",
+  # which the master reads afresh for each scrape it serves (and publishes for the workers'
+  # dashboards).
   class Metrics
     # probe: whose Recorder, Trimmer and Cluster to read; by default the installed one
     # (BloatProbe.probe), looked up at each scrape: a route is built before Puma's plugin
@@ -30,7 +31,12 @@ module BloatProbe
 
       probe = @probe || BloatProbe.probe
       series = @own_series ? Families.series(Snapshot.of(probe), labels: probe.labels) : []
-      series.concat(probe.cluster.peer_series(own: @own_series)) if probe.cluster
+      if probe.cluster
+        unless @own_series
+          probe.cluster.publish_master(Families.series(Snapshot.of(probe), labels: Cluster::MASTER_LABELS))
+        end
+        series.concat(probe.cluster.peer_series(own: @own_series))
+      end
       body = Exposition.render(series)
       [200, { "content-type" => Exposition::CONTENT_TYPE, "content-length" => body.bytesize.to_s },
        [env["REQUEST_METHOD"] == "HEAD" ? "" : body]]

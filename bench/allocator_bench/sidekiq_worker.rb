@@ -37,20 +37,21 @@ module AllocatorBench
     end
   end
 
-  # `sidekiq -c THREADS` with bench/sidekiq/jobs.rb, against its own Redis.
+  # `sidekiq -c THREADS -r JOBS` (bench/sidekiq/bench.rb unless told), against its own Redis.
   class SidekiqWorker
     include ChildProcess
 
-    JOBS = File.expand_path("../sidekiq/jobs.rb", __dir__)
+    JOBS = File.expand_path("../sidekiq/bench.rb", __dir__)
     BOOT_TIMEOUT = 60
     # Keys of bench/sidekiq/jobs.rb.
     DURATIONS = "bloat_probe_bench:job_seconds"
     STATS = "bloat_probe_bench:stats"
 
-    def initialize(config, threads:, log_path:)
+    def initialize(config, threads:, log_path:, jobs: JOBS)
       @config = config
       @threads = threads
       @log_path = log_path
+      @jobs = jobs
     end
 
     def start
@@ -58,7 +59,8 @@ module AllocatorBench
       env = { "REDIS_URL" => @redis.url, "MALLOC_ARENA_MAX" => nil, "LD_PRELOAD" => nil,
               "BLOAT_PROBE_TRIM_INTERVAL" => nil, "BLOAT_PROBE_TRIM_MIN" => nil,
               "RUBYOPT" => nil }.merge(@config.server_env)
-      spawn_child(env, ["sidekiq", "-c", @threads.to_s, "-r", JOBS, "-e", "production"], chdir: File.dirname(@log_path))
+      command = ["sidekiq", "-c", @threads.to_s, "-r", @jobs, "-e", "production"]
+      spawn_child(env, command, chdir: File.dirname(@log_path))
       # Sidekiq registers itself in Redis once its job threads run.
       wait_until(BOOT_TIMEOUT, "sidekiq") { redis("SCARD", "processes").to_i.positive? }
       self
@@ -99,7 +101,7 @@ module AllocatorBench
       started = monotonic
       enqueue(count, job)
       loop do
-        done = redis("LLEN", DURATIONS).to_i
+        done = jobs_done
         yield done if block_given?
         break if done >= count
         raise "sidekiq stopped" unless alive?
@@ -108,6 +110,11 @@ module AllocatorBench
         sleep 0.1
       end
       { seconds: redis("LRANGE", DURATIONS, 0, -1).map(&:to_f), wall: monotonic - started }
+    end
+
+    # How many jobs have recorded their time since the last run_jobs.
+    def jobs_done
+      redis("LLEN", DURATIONS).to_i
     end
 
     # One small job, as a quiet worker still gets now and then.

@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
-# The jobs of `WORKLOAD=sidekiq bin/rake bench`, loaded by `sidekiq -r`: Sidekiq's
-# heavyweight case, 25 busy job threads that build strings, as the seed's 200 MB → 2 GB.
+# The jobs of `WORKLOAD=sidekiq bin/rake bench` (bench/sidekiq/bench.rb) and of the soak
+# (bench/soak/sidekiq.rb): Sidekiq's heavyweight case, busy job threads that build strings,
+# as the seed's 200 MB → 2 GB.
 # Works with Debian 12's Sidekiq 6.4 (redis-rb 4.8) and Debian 13's Sidekiq 7.3.
 $LOAD_PATH.unshift(File.expand_path("../../lib", __dir__))
 require "json"
@@ -74,17 +75,3 @@ end
 # redis-rb 4.8 (Debian 12) warns on each of Sidekiq 6.4's pipelined calls, once per job:
 # notices of its own API change, not errors, which would bury the log.
 Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
-
-# Which job class raised the arenas (BloatProbe.attribution), as BloatProbe::Sidekiq.install
-# records it in an app; and BLOAT_PROBE_TRIM_INTERVAL (and BLOAT_PROBE_TRIM_MIN), the
-# bench's trim remedies, as the integrations read them. No reporter and no metrics port:
-# the bench measures the allocator.
-recorder = BloatProbe::Recorder.new
-BloatProbe.probe = BloatProbe::Probe.new(recorder: recorder, trimmer: BloatProbe::Trimmer.from_env(recorder: recorder))
-# BLOAT_PROBE_ATTRIBUTION=0 (the no-probe configuration) leaves the middleware out, as in rails-app.
-Sidekiq.configure_server do |config|
-  if BloatProbe::Setting.boolean("BLOAT_PROBE_ATTRIBUTION", default: true)
-    config.server_middleware { |chain| chain.add(BloatProbe::Sidekiq::Middleware, BloatProbe.probe.attribution) }
-  end
-  config.on(:startup) { BloatProbe.probe.trimmer&.start }
-end

@@ -15,14 +15,16 @@ module Soak
 
     # series: { label => [[seconds, value]] }; unit: what a value is divided by to show it
     # on the y axis, and that axis's label.
-    def initialize(series, title:, y_label:, scale: 1.0)
+    # rule: [value, label] drawn as a dashed line across (a budget).
+    def initialize(series, title:, y_label:, scale: 1.0, rule: nil)
       @series = series.reject { |_, points| points.empty? }
+      @rule = rule
       @title = title
       @y_label = y_label
       @scale = scale
       points = @series.values.flatten(1)
       @x_ticks = Svg.ticks(points.map(&:first).max || 1)
-      @y_ticks = Svg.ticks((points.map(&:last).max || 1) / scale)
+      @y_ticks = Svg.ticks([*points.map(&:last), rule&.first].compact.max.to_f / scale)
       @max_x = @x_ticks.last.to_f
       @max_y = @y_ticks.last.to_f
     end
@@ -31,13 +33,23 @@ module Soak
       lines = @series.each_with_index.map { |(label, points), i| line(label, points, COLOURS[i % COLOURS.size]) }
       [Svg.open_tag(WIDTH, HEIGHT), %(<rect width="100%" height="100%" fill="white"/>),
        %(<text x="#{WIDTH / 2}" y="22" text-anchor="middle" font-size="15">#{Svg.esc(@title)}</text>),
-       axes, *lines, "</svg>\n"].join("\n")
+       axes, *lines, *rule_line, "</svg>\n"].join("\n")
     end
 
     private
 
     def x(value) = MARGIN[:left] + (value / @max_x * (WIDTH - MARGIN[:left] - MARGIN[:right]))
     def y(value) = HEIGHT - MARGIN[:bottom] - (value / @scale / @max_y * (HEIGHT - MARGIN[:top] - MARGIN[:bottom]))
+
+    def rule_line
+      return [] unless @rule
+
+      value, label = @rule
+      at = y(value).round(1)
+      dash = %(stroke="black" stroke-dasharray="6 4")
+      [%(<line x1="#{MARGIN[:left]}" x2="#{WIDTH - MARGIN[:right]}" y1="#{at}" y2="#{at}" #{dash}/>),
+       %(<text x="#{MARGIN[:left] + 6}" y="#{at - 5}" font-size="11">#{Svg.esc(label)}</text>)]
+    end
 
     def line(label, points, colour)
       path = points.map { |t, v| "#{x(t).round(1)},#{y(v).round(1)}" }.join(" ")

@@ -3,11 +3,13 @@
 require "erb"
 require "json"
 require_relative "line_chart"
+require_relative "checks"
+require_relative "prometheus"
 
 module Soak
   # The soak's report in `out`: soak.json (every figure gathered, and the checks), and
-  # soak.html (the checks, the restarts, and charts of each worker's RSS, the probe's
-  # footprint and the scrapes' latency over the run).
+  # soak.html (the checks, the restarts, and charts of each process's RSS, the probe's
+  # footprint, descriptors and the scrapes' latency over the run).
   class Report
     MIB = 1 << 20
 
@@ -17,9 +19,23 @@ module Soak
       @out = out
     end
 
+    # The report of a run from its soak.json, written again (charts, HTML) in its directory.
+    def self.redraw(dir)
+      run = JSON.parse(File.read(File.join(dir, "soak.json")), symbolize_names: true)
+      # Labels and outcomes are names, not keys of ours: JSON gives them back as text.
+      %i[up scrape_durations diagnosis_times].each do |key|
+        run[key].each { |series| series[:metric] = series[:metric].transform_keys(&:to_s) }
+      end
+      run[:outcomes] = run[:outcomes].transform_values { |counts| counts.transform_keys(&:to_s) }
+      checks = run.delete(:checks).map { |check| Checks::Check.new(**check) }
+      new(run, checks, out: dir).write
+    end
+
+    # soak.json, soak.html, and each chart as soak-NAME.svg (for docs/soak.md).
     def write
       File.write(File.join(@out, "soak.json"), JSON.generate(@run.merge(checks: @checks.map(&:to_h))))
       File.write(File.join(@out, "soak.html"), html)
+      charts.each { |name, chart| File.write(File.join(@out, "soak-#{name}.svg"), chart.to_s) }
     end
 
     def charts
@@ -32,7 +48,8 @@ module Soak
       scrape = @run[:scrape_durations].to_h do |series|
         [series[:metric]["job"], series[:values].map { |time, value| [time - @run[:started_at], value * 1000] }]
       end
-      { rss: LineChart.new(rss, title: "RSS of each process (the kernel's)", y_label: "MiB", scale: MIB),
+      budget = [@run[:budget], "the guard's budget"]
+      { rss: LineChart.new(rss, title: "RSS of each process (the kernel's)", y_label: "MiB", scale: MIB, rule: budget),
         footprint: LineChart.new(probe, title: "The probe's Ruby objects in each worker", y_label: "objects"),
         fds: LineChart.new(fds, title: "Open file descriptors, master and Sidekiq", y_label: "descriptors"),
         scrapes: LineChart.new(scrape, title: "Scrape duration (Prometheus)", y_label: "ms") }

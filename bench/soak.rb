@@ -7,6 +7,9 @@ $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "bloat_probe/setting"
 require_relative "soak/runner"
 
+# Progress lines as they come, to a terminal or a log.
+$stdout.sync = true
+
 setting = BloatProbe::Setting
 duration = setting.integer("DURATION", range: 60..86_400, default: 3600)
 out = File.expand_path(ENV.fetch("OUT") do

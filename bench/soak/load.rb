@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "clock"
 require "net/http"
 
 module Soak
@@ -8,6 +9,8 @@ module Soak
   # the guard has workers to retire), and Sidekiq jobs with an export now and then. Each
   # counts what happened to every request or job it made.
   class Load
+    include Clock
+
     PAGE_CLIENTS = 4
     PAGES = 1..20
     # A reader's pause between two pages: the machine stays busy, not saturated.
@@ -126,10 +129,6 @@ module Soak
 
     def before_deadline?
       monotonic < @deadline
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
   end
 end

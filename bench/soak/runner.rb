@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "clock"
 require "fileutils"
 require "json"
 require "time"
@@ -19,6 +20,8 @@ module Soak
   # its integration, a Prometheus scraping both, under Load for `duration` seconds; then
   # the Checks, and the report.
   class Runner
+    include Clock
+
     WORKERS = 2
     THREADS = 8
     SIDEKIQ_THREADS = 5
@@ -142,10 +145,6 @@ module Soak
         { pid: fields["pid"].to_i, reason: fields["reason"], verdict: fields["verdict"],
           before_mib: fields["before_mib"].to_f }
       end
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
   end
 end

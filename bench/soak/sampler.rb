@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "clock"
 require "etc"
 require "json"
 require "net/http"
@@ -10,6 +11,8 @@ module Soak
   # CPU time of the probe's reporter thread. Every FOOTPRINT_EVERY seconds, what each Puma
   # worker says of the probe's own footprint (/bloat/stats?footprint=1).
   class Sampler
+    include Clock
+
     EVERY = 1.0
     REPORTER_COMM = "bloat_probe-rep" # the thread's name as the kernel keeps it: 15 bytes
     CLOCK_TICKS = Etc.sysconf(Etc::SC_CLK_TCK)
@@ -107,10 +110,6 @@ module Soak
 
     def elapsed
       (monotonic - @started).round(2)
-    end
-
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
   end
 end

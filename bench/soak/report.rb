@@ -34,8 +34,9 @@ module Soak
     # soak.json, soak.html, and each chart as soak-NAME.svg (for docs/soak.md).
     def write
       File.write(File.join(@out, "soak.json"), JSON.generate(@run.merge(checks: @checks.map(&:to_h))))
-      File.write(File.join(@out, "soak.html"), html)
-      charts.each { |name, chart| File.write(File.join(@out, "soak-#{name}.svg"), chart.to_s) }
+      svgs = charts.transform_values(&:to_s)
+      File.write(File.join(@out, "soak.html"), html(svgs))
+      svgs.each { |name, svg| File.write(File.join(@out, "soak-#{name}.svg"), svg) }
     end
 
     def charts
@@ -57,7 +58,7 @@ module Soak
 
     private
 
-    def html
+    def html(svgs)
       ERB.new(TEMPLATE, trim_mode: "-").result(binding)
     end
 
@@ -77,8 +78,8 @@ module Soak
       <td><code><%= ERB::Util.h(JSON.generate(check.detail)) %></code></td></tr>
       <%- end -%>
       </table>
-      <%- charts.each_value do |chart| -%>
-      <p><%= chart %></p>
+      <%- svgs.each_value do |svg| -%>
+      <p><%= svg %></p>
       <%- end -%>
       <h2>Workers the guard retired</h2>
       <table><tr><th>pid</th><th>reason</th><th>verdict</th><th>RSS then (MiB)</th></tr>

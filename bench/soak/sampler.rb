@@ -16,6 +16,7 @@ module Soak
     EVERY = 1.0
     REPORTER_COMM = "bloat_probe-rep" # the thread's name as the kernel keeps it: 15 bytes
     CLOCK_TICKS = Etc.sysconf(Etc::SC_CLK_TCK)
+    PAGE_SIZE = Etc.sysconf(Etc::SC_PAGESIZE)
 
     attr_reader :samples, :footprints
 
@@ -69,7 +70,7 @@ module Soak
     end
 
     def process(pid)
-      rss = File.read("/proc/#{pid}/statm").split[1].to_i * Etc.sysconf(Etc::SC_PAGESIZE)
+      rss = File.read("/proc/#{pid}/statm").split[1].to_i * PAGE_SIZE
       tasks = Dir["/proc/#{pid}/task/*"]
       { rss: rss, threads: tasks.size, fds: Dir.children("/proc/#{pid}/fd").size,
         reporter_cpu: reporter_cpu(tasks) }

@@ -230,7 +230,12 @@ module BloatProbe
       @threads.select! { |thread, _| thread.alive? } if @threads.size >= THREADS
       now = Process.clock_gettime(Process::CLOCK_REALTIME)
       seen = @threads[Thread.current]
-      return seen.replace([arena, name, now]) if seen
+      if seen
+        seen[0] = arena
+        seen[1] = name
+        seen[2] = now
+        return
+      end
 
       @threads[Thread.current] = [arena, name, now] if @threads.size < THREADS
     end

@@ -23,8 +23,6 @@ module BloatProbe
     CHUNK = 16 * 1024
 
     class << self
-      attr_reader :deadline
-
       def install
         ::Puma::Client.prepend(Connection) unless ::Puma::Client <= Connection
         ::Puma::Server.prepend(Requests) unless ::Puma::Server <= Requests

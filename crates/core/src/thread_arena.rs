@@ -181,8 +181,6 @@ enum Own {
 const MAIN_ONLY: &str = "this thread allocates from the main arena, and glibc's list of arenas is read from a \
                          non-main one, which no thread has shown yet";
 
-/// The arena a small allocation of this thread comes from. Until the layout has passed its
-/// check (`checked`), the heap's first word is read through the pipe.
 /// A thread keeps its arena unless glibc moves it (after an allocation failed in it). The
 /// probe's malloc of own_arena bypasses the per-thread cache and may sort the arena's
 /// unsorted bin first: 4 µs in a Rails worker against 0.1 µs in a small process. So each
@@ -207,6 +205,8 @@ fn own_arena_cached(checked: bool) -> Result<Own, String> {
     Ok(own)
 }
 
+/// The arena a small allocation of this thread comes from. Until the layout has passed its
+/// check (`checked`), the heap's first word is read through the pipe.
 fn own_arena(checked: bool) -> Result<Own, String> {
     // black_box: the compiler knows malloc, and may drop a block that is never used, or
     // treat a read before it as undefined; an opaque pointer is read as memory.

@@ -8,10 +8,13 @@ require "net/http"
 class MetricsPortTest < Minitest::Test
   include RailsAppServer
 
+  REPORT_INTERVAL = 0.5
+
   def start(env)
     @metrics_port = AllocatorBench::ChildProcess.free_port
-    @server = start_rails_app("port", threads: 2, env: { "BLOAT_PROBE_METRICS_PORT" => @metrics_port.to_s,
-                                                         "BLOAT_PROBE_REPORT_INTERVAL" => "0.5" }.merge(env))
+    env = { "BLOAT_PROBE_METRICS_PORT" => @metrics_port.to_s, "BLOAT_PROBE_REPORT_INTERVAL" => REPORT_INTERVAL.to_s,
+            **env }
+    @server = start_rails_app("port", threads: 2, env: env)
   end
 
   def scrape
@@ -20,18 +23,32 @@ class MetricsPortTest < Minitest::Test
 
   def test_a_scrape_is_answered_while_every_request_thread_is_busy
     start({})
+    sleep 4 * REPORT_INTERVAL # what the listener was started with is old by now
     # Each request builds 15,000 strings of 32 KiB (480 MiB) and drops them: long enough.
     busy = Array.new(4) do |i|
       Thread.new { @server.get("/workload/strings?count=15000&min_size=32768&max_size=32768&keep=0&seed=#{i}") }
     end
     sleep 0.3 # both Puma threads are in a request, two more wait
+    asked_at = Time.now.to_f
     response = scrape
     assert_equal "200", response.code
     assert_match(/^process_resident_memory_bytes \d+$/, response.body)
+    assert_fresh(response.body, asked_at)
     refute busy.all? { |thread| !thread.alive? }, "the requests were still running during the scrape"
     busy.each(&:join)
     assert_equal "404", Net::HTTP.get_response(URI("http://127.0.0.1:#{@metrics_port}/other")).code
     assert_match(%r{bloat_probe metrics on http://127\.0\.0\.1:#{@metrics_port}/metrics}, File.read(@log))
+  end
+
+  # Whether the scrape got a fresh render or (Ruby too busy to render within the listener's
+  # wait) the last one, which the server renders ahead: no figure older than two report
+  # intervals.
+  def assert_fresh(body, asked_at)
+    %w[bloat_probe_metrics_rendered_timestamp_seconds bloat_probe_diagnosis_timestamp_seconds].each do |name|
+      taken = body[/^#{name} (\S+)$/, 1]
+      refute_nil taken, name
+      assert_operator asked_at - taken.to_f, :<=, 2 * REPORT_INTERVAL, "#{name} at a scrape sent at #{asked_at}"
+    end
   end
 
   def test_in_cluster_mode_one_port_answers_for_every_worker

@@ -56,7 +56,8 @@ module BloatProbe
 
       def start(logger)
         @probe.start(interval: @interval, log: ->(line) { logger.info(line) })
-        @server = MetricsServer.new(Metrics.new(probe: @probe), port: @port, bind: @bind).start
+        @server = MetricsServer.new(Metrics.new(probe: @probe), port: @port, bind: @bind, report_interval: @interval)
+                               .start
         logger.info("bloat_probe metrics on #{@server.url}")
       end
 

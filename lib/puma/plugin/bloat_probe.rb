@@ -69,7 +69,7 @@ Puma::Plugin.create do
                                       "single mode never forks"
     end
     BloatProbe.probe = probe
-    metrics_server = metrics_server(probe, cluster)
+    metrics_server = metrics_server(probe, cluster, interval)
 
     if cluster
       start_in_workers(launcher, probe, interval, log, trial)
@@ -141,13 +141,14 @@ Puma::Plugin.create do
     launcher.events.on_stopped { report&.stop }
   end
 
-  def metrics_server(probe, cluster)
+  def metrics_server(probe, cluster, interval)
     port = BloatProbe::Setting.integer("BLOAT_PROBE_METRICS_PORT", range: BloatProbe::MetricsServer::PORTS,
                                                                    default: nil)
     return unless port
 
     bind = ENV.fetch("BLOAT_PROBE_METRICS_BIND", "127.0.0.1")
-    BloatProbe::MetricsServer.new(BloatProbe::Metrics.new(probe: probe, own_series: !cluster), port: port, bind: bind)
+    metrics = BloatProbe::Metrics.new(probe: probe, own_series: !cluster)
+    BloatProbe::MetricsServer.new(metrics, port: port, bind: bind, report_interval: interval)
   end
 
   # A worker lets its clients go (BloatProbe::Retirement), then stops gracefully on TERM

@@ -2,6 +2,7 @@
 
 require "test_helper"
 require "open3"
+require "tempfile"
 
 # Readings that fail on purpose, in a real process whose own /proc files are hidden by a
 # bind mount in a mount namespace of its own (root only): the reporter logs one line
@@ -50,6 +51,54 @@ class FaultsTest < Minitest::Test
     assert_empty result[:restarts]
     assert_match(/\Abloat_probe pid=\d+ verdict=/, lines[2], "the next interval reads again")
     assert_equal 3, lines.size, lines.join("\n")
-    assert_equal({ arena_stats: 1, memory: 0, cluster: 0 }, result[:errors])
+    assert_equal({ arena_stats: 1, memory: 0, cluster: 0, clock: 0 }, result[:errors])
+  end
+
+  # libfaketime steps this one process's wall clock (CLOCK_REALTIME; the monotonic clock
+  # untouched, as NTP or a resumed VM leave it) when the test writes an offset to a file.
+  FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+  # Three reports, a step of the wall clock back by an hour, then a scrape's moment and two
+  # more reports.
+  CLOCK_SCRIPT = <<~RUBY
+    require "json"
+    require "bloat_probe"
+    offset = ARGV.fetch(0)
+    probe = BloatProbe::Probe.new(recorder: BloatProbe::Recorder.new(warmup: 0, diagnosis_interval: 1))
+    lines = []
+    reporter = BloatProbe::Reporter.new(interval: 60, probe: probe, log: ->(line) { lines << line })
+    3.times { reporter.tick.then { sleep 0.2 } }
+    before = probe.recorder.moment
+    File.write(offset, "-3600\n")
+    sleep 1.2 # past the diagnosis interval, by the monotonic clock
+    after = probe.recorder.moment
+    2.times { reporter.tick }
+    times = probe.recorder.history.map(&:time)
+    puts JSON.generate(lines: lines, fresh: !after.equal?(before), age: Time.now.to_f - after.time, times: times,
+                       errors: probe.reading_errors.counts)
+  RUBY
+
+  def test_a_step_of_the_wall_clock_is_logged_counted_and_the_history_moves_with_it
+    skip "libfaketime is not installed (bin/setup installs it)" unless File.exist?(FAKETIME)
+
+    Tempfile.create("bloat_probe-clock") do |offset|
+      File.write(offset.path, "+0\n")
+      env = { "LD_PRELOAD" => FAKETIME, "FAKETIME_TIMESTAMP_FILE" => offset.path, "FAKETIME_NO_CACHE" => "1",
+              "DONT_FAKE_MONOTONIC" => "1" }
+      out, err, status = Open3.capture3(env, "timeout", "60", RbConfig.ruby, "-I", LIB, "-e", CLOCK_SCRIPT, offset.path)
+      assert status.success?, err
+      result = JSON.parse(out.lines.last, symbolize_names: true)
+      assert result[:fresh], "a scrape after the step gets a fresh moment, not the one from before it"
+      assert_operator result[:age], :<, 1, "the scrape's moment is of now, by the stepped clock"
+      clock_lines = result[:lines].grep(/reading=clock/)
+      assert_equal 1, clock_lines.size, result[:lines].join("\n")
+      assert_match(/\Abloat_probe pid=\d+ reading=clock error=BloatProbe::ReadingError /, clock_lines.first)
+      assert_match(/message="the wall clock stepped by -3600\.\d s; the history's times moved with it"/, clock_lines.first)
+      assert_equal 5, result[:lines].grep(/\Abloat_probe pid=\d+ verdict=/).size, "every report went on"
+      times = result[:times]
+      assert_equal times.sort, times, "the history stays in order"
+      assert_operator times.last - times.first, :<, 60, "it spans the seconds that passed, not the hour stepped"
+      assert_equal 1, result[:errors][:clock]
+    end
   end
 end

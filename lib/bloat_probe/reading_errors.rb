@@ -4,8 +4,9 @@ module BloatProbe
   # How many times each reading failed in this process (a ReadingError's #reading), for
   # bloat_probe_reading_errors_total: every reading is there from boot at 0. Thread-safe.
   class ReadingErrors
-    # A moment's readings (the native core's), and the cluster's shared directory.
-    READINGS = [*Native::READINGS, "cluster"].freeze
+    # A moment's readings (the native core's), the cluster's shared directory, and the
+    # wall clock (Recorder#clock_step!).
+    READINGS = [*Native::READINGS, "cluster", "clock"].freeze
 
     def initialize
       @counts = READINGS.to_h { |reading| [reading, 0] }

@@ -15,6 +15,9 @@ module BloatProbe
     # Ten minutes: caches fill and Puma's threads meet their first requests.
     WARMUP = 600
     HISTORY_SIZES = 2..100_000
+    # The wall clock may drift against the monotonic one by this much between two moments;
+    # more is a step (NTP, a VM resumed), which the history's times are moved by.
+    CLOCK_STEP = 1.0
 
     attr_reader :examiner, :diagnosis_interval, :history_size, :warmup
 
@@ -28,26 +31,32 @@ module BloatProbe
       @history = []
       @lock = Mutex.new
       @latest = nil
+      @latest_at = nil
+      @wall_offset = wall_offset
+      @clock_step = nil
     end
 
     # Reads the process now, diagnosed with the trend since the warm-up; when record, its
     # sample joins the history (the Reporter's ticks). Returns the Moment.
     def take(record: true)
       @lock.synchronize do
+        follow_clock_step
         moment = @examiner.take(warm: @history.select { |sample| sample.time >= @warm_from }, warm_from: @warm_from,
                                 boot_in_use: @boot_in_use)
         # The first moment is what the process booted with: later ones weigh memory in
         # use against it.
         @boot_in_use ||= moment.diagnosis.malloc_in_use
         remember(moment.sample) if record
+        @latest_at = Process.clock_gettime(Process::CLOCK_MONOTONIC)
         @latest = moment
       end
     end
 
-    # The latest moment, or a fresh one where it is older than diagnosis_interval.
+    # The latest moment, or a fresh one where it is older than diagnosis_interval: by the
+    # monotonic clock, which a step of the wall clock (NTP, a VM resumed) does not move.
     def moment
-      latest = @lock.synchronize { @latest }
-      return latest if latest && Time.now.to_f - latest.time < @diagnosis_interval
+      latest, taken_at = @lock.synchronize { [@latest, @latest_at] }
+      return latest if latest && Process.clock_gettime(Process::CLOCK_MONOTONIC) - taken_at < @diagnosis_interval
 
       take(record: false)
     end
@@ -56,12 +65,36 @@ module BloatProbe
       moment.diagnosis
     end
 
+    # A step of the wall clock seen since the last call (a ReadingError of the reading
+    # "clock" that says by how much), once; nil where there was none.
+    def clock_step!
+      @lock.synchronize { @clock_step.tap { @clock_step = nil } }
+    end
+
     # Oldest first.
     def history
       @lock.synchronize { @history.dup }
     end
 
     private
+
+    def wall_offset
+      Time.now.to_f - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
+    # Where the wall clock stepped since the last moment, the history and the end of the
+    # warm-up move with it: the trend is drawn through the time that passed, not the step.
+    def follow_clock_step
+      offset = wall_offset
+      step = offset - @wall_offset
+      @wall_offset = offset
+      return if step.abs <= CLOCK_STEP
+
+      @history.map! { |sample| sample.dup.tap { |moved| moved.time += step }.freeze }
+      @warm_from += step
+      @clock_step = ReadingError.new(format("the wall clock stepped by %+.1f s; the history's times moved with it",
+                                            step), reading: "clock")
+    end
 
     def remember(sample)
       @history << sample

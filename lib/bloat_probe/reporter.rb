@@ -30,12 +30,12 @@ module BloatProbe
     # One report; what start's thread does each interval.
     def tick
       snapshot = Metrics::Snapshot.of(@probe, @probe.recorder.take)
+      @probe.recorder.clock_step!&.then { |step| failed(step) }
       @probe.cluster&.publish(Metrics::Families.series(snapshot, labels: @probe.labels),
                               history: @probe.recorder.history)
       @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels, top: snapshot.attribution&.first))
     rescue StandardError => e
-      reading = @probe.reading_errors.count(e)
-      @log.call(LogLine.error(nil, e, pid: Process.pid, **(reading ? { reading: reading } : {})))
+      failed(e)
     end
 
     # One log line (LogLine), every figure from one moment.
@@ -54,6 +54,12 @@ module BloatProbe
     end
 
     private
+
+    # One line naming the reading, which is counted.
+    def failed(error)
+      reading = @probe.reading_errors.count(error)
+      @log.call(LogLine.error(nil, error, pid: Process.pid, **(reading ? { reading: reading } : {})))
+    end
 
     def thread_name = "bloat_probe-reporter"
 

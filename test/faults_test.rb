@@ -93,7 +93,8 @@ class FaultsTest < Minitest::Test
       clock_lines = result[:lines].grep(/reading=clock/)
       assert_equal 1, clock_lines.size, result[:lines].join("\n")
       assert_match(/\Abloat_probe pid=\d+ reading=clock error=BloatProbe::ReadingError /, clock_lines.first)
-      assert_match(/message="the wall clock stepped by -3600\.\d s; the history's times moved with it"/, clock_lines.first)
+      assert_match(/message="the wall clock stepped by -3600\.\d s; the history's times moved with it"/,
+                   clock_lines.first)
       assert_equal 5, result[:lines].grep(/\Abloat_probe pid=\d+ verdict=/).size, "every report went on"
       times = result[:times]
       assert_equal times.sort, times, "the history stays in order"

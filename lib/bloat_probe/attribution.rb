@@ -22,6 +22,9 @@ module BloatProbe
     NAME_LENGTH = 120
     # Threads remembered at most; finished ones are dropped first.
     THREADS = 1024
+    # One call in this many times its own CPU: a thread's CPU clock is a system call (1 to 3
+    # µs each, four a call), which timing every call would add to what it measures.
+    OVERHEAD_SAMPLE = 16
 
     # A call in flight on an arena: its thread's kernel id, that thread's minor faults when
     # last read, and the bytes of the arena's rises shared to it so far.
@@ -55,8 +58,10 @@ module BloatProbe
       end
     end
 
-    def initialize(limit: LIMIT)
+    # overhead_sample: one call in this many times its own CPU (1: every call).
+    def initialize(limit: LIMIT, overhead_sample: OVERHEAD_SAMPLE)
       @limit = BloatProbe.check_number("limit", limit, 1..10_000, Integer)
+      @overhead_sample = BloatProbe.check_number("overhead_sample", overhead_sample, 1..1_000_000, Integer)
       @entries = {}
       @threads = {}
       @seen = {} # arena id => its high-water mark at the last reading
@@ -71,23 +76,25 @@ module BloatProbe
     # block has run: a Rails route is known only then) and records what it did; returns
     # what the block returned. A call that raises is recorded too.
     def measure(name)
-      cpu = thread_cpu
+      timed = rand(@overhead_sample).zero?
+      cpu = thread_cpu if timed
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       before = mark
       call = start(before)
-      own = thread_cpu - cpu
+      own = thread_cpu - cpu if timed
       yield
     ensure
       if before
         took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-        cpu = thread_cpu
+        cpu = thread_cpu if timed
         record(name.respond_to?(:call) ? name.call : name, before, mark, call, took)
-        count_own(own + thread_cpu - cpu)
+        count_own(own + thread_cpu - cpu) if timed
       end
     end
 
-    # The calls measured, and the CPU seconds their measuring took on their threads (the
-    # clock readings for it included): what the attribution costs a request.
+    # The calls whose own CPU was timed (one in overhead_sample, at random), and the CPU
+    # seconds their measuring took on their threads, the clock readings for it included:
+    # what the attribution costs a request, on average, is the one over the other.
     def overhead
       @lock.synchronize { [@own_calls, @own_cpu] }
     end

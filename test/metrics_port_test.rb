@@ -51,22 +51,58 @@ class MetricsPortTest < Minitest::Test
     end
   end
 
+  # A worker SIGKILLed while scrapes keep coming: every scrape is answered, and Puma's
+  # replacement (a process started later) publishes in the dead one's slot.
+  def test_a_worker_killed_mid_scrape_leaves_every_scrape_answered
+    start("WEB_CONCURRENCY" => "2")
+    before = started_workers { |starts| starts.size == 2 }
+    assert_equal %w[0 1], before.keys.sort, File.read(@log)[-2000..]
+    victim = Dir["/proc/#{@server.pid}/task/*/children"].flat_map { |path| File.read(path).split }.first
+    answers = []
+    scraper = Thread.new do
+      40.times do
+        response = scrape
+        answers << [response.code, response.body.scan(/^process_resident_memory_bytes\{worker="(\w+)"\}/).flatten]
+        sleep 0.05
+      end
+    end
+    sleep 0.5
+    Process.kill("KILL", Integer(victim))
+    scraper.join
+    assert_equal 40, answers.size
+    answers.each do |code, workers|
+      assert_equal "200", code
+      assert_includes workers, "master"
+      refute_empty workers - ["master"], "a live worker's series in every scrape"
+    end
+    after = started_workers { |starts| starts.size == 2 && starts != before }
+    replaced = after.keys.reject { |worker| after[worker] == before[worker] }
+    assert_equal 1, replaced.size, "one slot has a new process: #{before} then #{after}"
+    assert_operator after[replaced.first], :>, before[replaced.first]
+  end
+
   def test_in_cluster_mode_one_port_answers_for_every_worker
     start("WEB_CONCURRENCY" => "2")
+    assert_equal %w[0 1], started_workers { |starts| starts.size == 2 }.keys.sort, File.read(@log)[-2000..]
+    assert_shared_and_private_per_process(scrape.body)
+  end
+
+  # { worker index => its process's start time } from scrapes, once `done` holds of it
+  # (30 s at most).
+  def started_workers(&done)
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
-    workers = []
-    while workers.size < 2 && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+    starts = {}
+    until done.call(starts) || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      sleep 0.25
       # The master opens the port once every worker has booted; a worker may answer before.
       body = begin
         scrape.body
       rescue Errno::ECONNREFUSED
         ""
       end
-      workers = body.scan(/^bloat_probe_malloc_arenas\{worker="(\d)"\} \d+$/).flatten.uniq.sort
-      sleep 0.25
+      starts = body.scan(/^process_start_time_seconds\{worker="(\d)"\} (\S+)$/).to_h.transform_values(&:to_f)
     end
-    assert_equal %w[0 1], workers, File.read(@log)[-2000..]
-    assert_shared_and_private_per_process(scrape.body)
+    starts
   end
 
   # Each worker's shared and private bytes (smaps_rollup) add up to its RSS (statm), and

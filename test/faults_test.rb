@@ -11,13 +11,13 @@ require "tempfile"
 class FaultsTest < Minitest::Test
   LIB = File.expand_path("../lib", __dir__)
 
-  # The reporter and a guard whose budget the process is over, with /proc/PID/statm (read
-  # at every moment, and kept open once it has given a reading) empty, then given back.
+  # The reporter and a guard whose budget the process is over, with the file ARGV[0]
+  # ("PID": the child's own pid) hidden by ARGV[1], then given back.
   SCRIPT = <<~RUBY
     require "json"
     require "bloat_probe"
-    statm = "/proc/\#{Process.pid}/statm"
-    system("mount", "--bind", "/dev/null", statm, exception: true)
+    hidden = ARGV.fetch(0).sub("PID", Process.pid.to_s)
+    system("mount", "--bind", ARGV.fetch(1), hidden, exception: true)
     probe = BloatProbe::Probe.new(recorder: BloatProbe::Recorder.new(warmup: 0))
     lines = []
     reporter = BloatProbe::Reporter.new(interval: 60, probe: probe, log: ->(line) { lines << line })
@@ -26,32 +26,67 @@ class FaultsTest < Minitest::Test
                                   restart: ->(decision) { restarts << decision.reason; true })
     reporter.tick
     failed_check = guard.tick
-    system("umount", statm, exception: true)
+    system("umount", hidden, exception: true)
     reporter.tick
     series = BloatProbe::Metrics::Families.series(BloatProbe::Metrics::Snapshot.of(probe, probe.recorder.take))
     errors = series.select { |name, _labels, _value| name == "bloat_probe_reading_errors_total" }
     puts JSON.generate(lines: lines, failed_check: failed_check, restarts: restarts,
                        errors: errors.to_h { |_name, labels, value| [labels[:reading], value] })
   RUBY
+  NAMESPACE = %w[unshare --mount --propagation private].freeze
 
+  # /proc/PID/statm (read at every moment, and kept open once it has given a reading)
+  # empty: the moment's first reading, the arenas' stats, takes RSS from it.
   def test_a_reading_that_fails_is_logged_counted_and_not_acted_on_and_the_next_recovers
-    namespace = %w[unshare --mount --propagation private]
-    _out, err, status = Open3.capture3(*namespace, "true")
+    result = hide("/proc/PID/statm", "/dev/null")
+    assert_failed_once(result, "arena_stats", "reading /proc/self/statm: ")
+  end
+
+  # The cgroup's memory usage file saying what no kernel writes.
+  def test_a_malformed_cgroup_file_is_logged_counted_and_not_acted_on_and_the_next_recovers
+    usage = cgroup_usage_file
+    skip "no cgroup memory usage file to hide" unless usage
+    Tempfile.create("bloat_probe-cgroup") do |garbage|
+      File.write(garbage.path, "garbage\n")
+      result = hide(usage, garbage.path)
+      assert_failed_once(result, "cgroup", "malformed cgroup files: #{usage}: \\\"garbage\\\"")
+    end
+  end
+
+  # This process's (and so its child's) memory usage file, v1 or v2.
+  def cgroup_usage_file
+    own = File.read("/proc/self/cgroup")
+    candidates = if (v1 = own[/^\d+:[^:]*\bmemory\b[^:]*:(.*)$/, 1])
+                   ["/sys/fs/cgroup/memory#{v1}/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"]
+                 else
+                   v2 = own[/^0::(.*)$/, 1].to_s
+                   ["/sys/fs/cgroup#{v2}/memory.current", "/sys/fs/cgroup/memory.current"]
+                 end
+    candidates.map { |path| path.squeeze("/") }.find { |path| File.file?(path) }
+  end
+
+  def hide(path, with)
+    _out, err, status = Open3.capture3(*NAMESPACE, "true")
     skip "a mount namespace of its own needs root (CAP_SYS_ADMIN): #{err.strip}" unless status.success?
 
-    out, err, status = Open3.capture3(*namespace, "timeout", "60", RbConfig.ruby, "-I", LIB, "-e", SCRIPT)
+    out, err, status = Open3.capture3(*NAMESPACE, "timeout", "60", RbConfig.ruby, "-I", LIB, "-e", SCRIPT, path, with)
     assert status.success?, err
-    result = JSON.parse(out.lines.last, symbolize_names: true)
+    JSON.parse(out.lines.last, symbolize_names: true)
+  end
+
+  # One line naming the reading, counted once; the guard decided nothing; the next report
+  # went on.
+  def assert_failed_once(result, reading, message)
     lines = result[:lines]
-    # The moment's first reading, the arenas' stats, takes RSS from statm.
-    assert_match(/\Abloat_probe pid=\d+ reading=arena_stats error=BloatProbe::ReadingError /, lines[0])
-    assert_includes lines[0], 'message="reading /proc/self/statm: ', lines[0]
+    assert_match(/\Abloat_probe pid=\d+ reading=#{reading} error=BloatProbe::ReadingError /, lines[0])
+    assert_includes lines[0], "message=\"#{message}", lines[0]
     assert_match(/\Abloat_probe guard pid=\d+ error=BloatProbe::ReadingError /, lines[1])
     assert_nil result[:failed_check], "the guard decides nothing on a failed reading"
     assert_empty result[:restarts]
     assert_match(/\Abloat_probe pid=\d+ verdict=/, lines[2], "the next interval reads again")
     assert_equal 3, lines.size, lines.join("\n")
-    assert_equal({ arena_stats: 1, memory: 0, cluster: 0, clock: 0 }, result[:errors])
+    every = BloatProbe::ReadingErrors::READINGS.to_h { |name| [name.to_sym, 0] }
+    assert_equal every.merge(reading.to_sym => 1), result[:errors]
   end
 
   # libfaketime steps this one process's wall clock (CLOCK_REALTIME; the monotonic clock

@@ -32,17 +32,76 @@ reading! {
     }
 }
 
-/// This process's cgroup, from /proc/self/cgroup and /sys/fs/cgroup.
+/// This process's cgroup, from /proc/self/cgroup and /sys/fs/cgroup. What it cannot read
+/// is left unknown.
 pub fn read(glibc: bool) -> Cgroup {
+    read_checked(glibc).0
+}
+
+/// The same, and the files that were there but held what no kernel writes (a moment
+/// fails on those: a figure read from them would be made up).
+pub fn read_checked(glibc: bool) -> (Cgroup, Vec<String>) {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let online = online_cpus();
     let env = |name: &str| std::env::var(name).ok();
     let cap = glibc.then(|| arena_cap(env("MALLOC_ARENA_MAX"), env("GLIBC_TUNABLES"), online));
-    read_from(Path::new("/sys/fs/cgroup"), &own, online, cap)
+    read_tree(Path::new("/sys/fs/cgroup"), &own, online, cap)
 }
 
-/// The same from a tree laid out like /sys/fs/cgroup (the tests' fixtures).
+/// From a tree laid out like /sys/fs/cgroup (the tests' fixtures).
 pub fn read_from(root: &Path, own: &str, online_cpus: u64, arena_cap: Option<u64>) -> Cgroup {
+    read_tree(root, own, online_cpus, arena_cap).0
+}
+
+/// Reads a cgroup's files: one that is absent is unknown (a root cgroup has no limit
+/// file, a controller may not be enabled); one that is there but does not parse is
+/// malformed, and listed.
+#[derive(Default)]
+struct Files {
+    malformed: Vec<String>,
+}
+
+impl Files {
+    fn text(&mut self, path: &Path) -> Option<String> {
+        match fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.malformed.push(format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// `parse` of the file's text; None where it says there is none (`none`), or it is
+    /// absent or malformed.
+    fn parsed<T>(&mut self, path: &Path, none: &[&str], parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let text = self.text(path)?;
+        let value = parse(&text);
+        if value.is_none() && !none.contains(&text.trim()) {
+            let excerpt: String = text.trim().chars().take(40).collect();
+            self.malformed.push(format!("{}: {excerpt:?}", path.display()));
+        }
+        value
+    }
+
+    fn number(&mut self, path: &Path, none: &[&str]) -> Option<u64> {
+        self.parsed(path, none, |text| text.trim().parse().ok())
+    }
+
+    /// A key of memory.stat: absent is unknown, there but not a number is malformed.
+    fn stat_field(&mut self, path: &Path, stat: &str, key: &str) -> Option<u64> {
+        let line = stat.lines().find(|line| line.split_whitespace().next() == Some(key))?;
+        let value = line[key.len()..].trim().parse().ok();
+        if value.is_none() {
+            self.malformed.push(format!("{}: {line:?}", path.display()));
+        }
+        value
+    }
+}
+
+fn read_tree(root: &Path, own: &str, online_cpus: u64, arena_cap: Option<u64>) -> (Cgroup, Vec<String>) {
+    let mut files = Files::default();
     let mut cgroup = Cgroup {
         version: None,
         memory_limit: None,
@@ -60,14 +119,15 @@ pub fn read_from(root: &Path, own: &str, online_cpus: u64, arena_cap: Option<u64
     if let Some(path) = own.lines().find_map(|line| line.strip_prefix("0::")).filter(|_| !v1_memory) {
         let dir = directory(root, path, "memory.current");
         cgroup.version = Some(2);
-        cgroup.memory_limit = number(&dir.join("memory.max"));
-        cgroup.memory_usage = number(&dir.join("memory.current"));
-        let stat = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-        cgroup.anon = stat_field(&stat, "anon");
-        cgroup.file = stat_field(&stat, "file");
-        cgroup.cpu_quota = v2_quota(&fs::read_to_string(dir.join("cpu.max")).unwrap_or_default());
-        cgroup.cpuset_cpus = cpu_count(&dir.join("cpuset.cpus.effective"));
-        return cgroup;
+        cgroup.memory_limit = files.number(&dir.join("memory.max"), &["max"]);
+        cgroup.memory_usage = files.number(&dir.join("memory.current"), &[]);
+        let stat_path = dir.join("memory.stat");
+        let stat = files.text(&stat_path).unwrap_or_default();
+        cgroup.anon = files.stat_field(&stat_path, &stat, "anon");
+        cgroup.file = files.stat_field(&stat_path, &stat, "file");
+        cgroup.cpu_quota = files.parsed(&dir.join("cpu.max"), &[], v2_quota).flatten();
+        cgroup.cpuset_cpus = files.parsed(&dir.join("cpuset.cpus.effective"), &[""], cpu_count);
+        return (cgroup, files.malformed);
     }
     let controller = |name: &str| {
         let path = own.lines().find_map(|line| {
@@ -79,21 +139,26 @@ pub fn read_from(root: &Path, own: &str, online_cpus: u64, arena_cap: Option<u64
     };
     if let Some(memory) = controller("memory") {
         cgroup.version = Some(1);
-        cgroup.memory_limit = number(&memory.join("memory.limit_in_bytes")).filter(|&limit| limit < V1_UNLIMITED);
-        cgroup.memory_usage = number(&memory.join("memory.usage_in_bytes"));
-        let stat = fs::read_to_string(memory.join("memory.stat")).unwrap_or_default();
-        cgroup.anon = stat_field(&stat, "total_rss").or_else(|| stat_field(&stat, "rss"));
-        cgroup.file = stat_field(&stat, "total_cache").or_else(|| stat_field(&stat, "cache"));
+        cgroup.memory_limit =
+            files.number(&memory.join("memory.limit_in_bytes"), &[]).filter(|&limit| limit < V1_UNLIMITED);
+        cgroup.memory_usage = files.number(&memory.join("memory.usage_in_bytes"), &[]);
+        let stat_path = memory.join("memory.stat");
+        let stat = files.text(&stat_path).unwrap_or_default();
+        let field = |files: &mut Files, total: &str, own: &str| {
+            files.stat_field(&stat_path, &stat, total).or_else(|| files.stat_field(&stat_path, &stat, own))
+        };
+        cgroup.anon = field(&mut files, "total_rss", "rss");
+        cgroup.file = field(&mut files, "total_cache", "cache");
     }
     if let Some(cpu) = controller("cpu") {
-        let quota = fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap_or_default();
-        let period = fs::read_to_string(cpu.join("cpu.cfs_period_us")).unwrap_or_default();
-        cgroup.cpu_quota = v1_quota(&quota, &period);
+        let period = files.parsed(&cpu.join("cpu.cfs_period_us"), &[], |text| text.trim().parse::<i64>().ok());
+        let quota = files.parsed(&cpu.join("cpu.cfs_quota_us"), &[], |text| text.trim().parse::<i64>().ok());
+        cgroup.cpu_quota = v1_quota(quota, period);
     }
     if let Some(cpuset) = controller("cpuset") {
-        cgroup.cpuset_cpus = cpu_count(&cpuset.join("cpuset.cpus"));
+        cgroup.cpuset_cpus = files.parsed(&cpuset.join("cpuset.cpus"), &[""], cpu_count);
     }
-    cgroup
+    (cgroup, files.malformed)
 }
 
 /// Where v1 mounts a controller: its own name, or a joint mount such as "cpu,cpuacct".
@@ -121,33 +186,27 @@ fn directory(mount: &Path, path: &str, probe: &str) -> PathBuf {
     }
 }
 
-fn number(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// "anon 123" in memory.stat.
-fn stat_field(stat: &str, key: &str) -> Option<u64> {
-    stat.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-/// cpu.max: "max 100000" (no quota) or "150000 100000" (1.5 CPUs).
-fn v2_quota(text: &str) -> Option<f64> {
+/// cpu.max: "max 100000" (no quota: Some(None)) or "150000 100000" (1.5 CPUs); None
+/// where it does not parse.
+fn v2_quota(text: &str) -> Option<Option<f64>> {
     let mut fields = text.split_whitespace();
-    let quota: f64 = fields.next()?.parse().ok()?;
+    let quota = fields.next()?;
     let period: f64 = fields.next()?.parse().ok()?;
-    (period > 0.0).then(|| quota / period)
+    if quota == "max" {
+        return Some(None);
+    }
+    let quota: f64 = quota.parse().ok()?;
+    Some((period > 0.0).then(|| quota / period))
 }
 
 /// cpu.cfs_quota_us (-1: none) over cpu.cfs_period_us.
-fn v1_quota(quota: &str, period: &str) -> Option<f64> {
-    let quota: i64 = quota.trim().parse().ok()?;
-    let period: i64 = period.trim().parse().ok()?;
+fn v1_quota(quota: Option<i64>, period: Option<i64>) -> Option<f64> {
+    let (quota, period) = (quota?, period?);
     (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
 }
 
 /// "0-3,8,10-11": 7 CPUs.
-fn cpu_count(path: &Path) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
+fn cpu_count(text: &str) -> Option<u64> {
     let mut count = 0;
     for range in text.trim().split(',').filter(|range| !range.is_empty()) {
         count += match range.split_once('-') {
@@ -276,6 +335,31 @@ mod tests {
         );
         let cgroup = read_from(&root, "9:memory:/\n8:cpu:/\n", 2, None);
         assert_eq!((cgroup.memory_limit, cgroup.cpu_quota), (None, None));
+        let _ = fs::remove_dir_all(root);
+    }
+
+    /// Files that are there but hold what no kernel writes are listed, each figure left
+    /// unknown; absent ones and the kernel's words for "none" are not.
+    #[test]
+    fn malformed_files_are_listed_and_absent_ones_are_not() {
+        let root = tree(
+            "malformed",
+            &[
+                ("memory.max", "max\n"),
+                ("memory.current", "lots\n"),
+                ("memory.stat", "anon 12x\nfile 2\n"),
+                ("cpu.max", "half 100000\n"),
+                ("cgroup.procs", "1\n"),
+            ],
+        );
+        let (cgroup, malformed) = read_tree(&root, "0::/\n", 2, None);
+        assert_eq!((cgroup.memory_limit, cgroup.memory_usage, cgroup.anon, cgroup.file), (None, None, None, Some(2)));
+        assert_eq!(malformed.len(), 3, "{malformed:?}");
+        assert!(malformed[0].ends_with("memory.current: \"lots\""), "{malformed:?}");
+        assert!(malformed[1].ends_with("memory.stat: \"anon 12x\""), "{malformed:?}");
+        assert!(malformed[2].ends_with("cpu.max: \"half 100000\""), "{malformed:?}");
+        let (_, absent) = read_tree(&root, "9:memory:/\n", 2, None);
+        assert!(absent.is_empty(), "a v1 tree that is not there: {absent:?}");
         let _ = fs::remove_dir_all(root);
     }
 

@@ -49,21 +49,23 @@ impl Context<'_> {
     }
 }
 
-/// The readings a moment can fail to take (the cgroup's never fails: what it cannot read
-/// is left unknown), each with the name the Ruby layer counts its failures under.
+/// The readings a moment can fail to take, each with the name the Ruby layer counts its
+/// failures under. (A cgroup file that is absent is not a failure: it is left unknown.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {
     ArenaStats,
     Memory,
+    Cgroup,
 }
 
 impl Reading {
-    pub const ALL: [Reading; 2] = [Reading::ArenaStats, Reading::Memory];
+    pub const ALL: [Reading; 3] = [Reading::ArenaStats, Reading::Memory, Reading::Cgroup];
 
     pub fn name(self) -> &'static str {
         match self {
             Reading::ArenaStats => "arena_stats",
             Reading::Memory => "memory",
+            Reading::Cgroup => "cgroup",
         }
     }
 }
@@ -82,7 +84,11 @@ impl Moment {
             arena_stats::read(allocator).map_err(|message| ReadingFailure { reading: Reading::ArenaStats, message })?;
         let memory = procfs::reading_reusing(Some(procfs::MOMENT_REUSE), arenas_held(&stats))
             .map_err(|e| ReadingFailure { reading: Reading::Memory, message: format!("reading /proc/self: {e}") })?;
-        let cgroup = cgroup::read(allocator.name == Kind::Glibc);
+        let (cgroup, malformed) = cgroup::read_checked(allocator.name == Kind::Glibc);
+        if !malformed.is_empty() {
+            let message = format!("malformed cgroup files: {}", malformed.join("; "));
+            return Err(ReadingFailure { reading: Reading::Cgroup, message });
+        }
         Ok(Moment::judge(stats, memory, cgroup, context, now()))
     }
 

@@ -419,10 +419,20 @@ mod tests {
         // `sleep` makes no thread: its main arena is all it has, and no heap leads to it.
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
         let pid = child.id();
-        let maps = (0..100)
+        // Once it sleeps: while the loader is still mapping libc, its maps are not yet
+        // where the run will find it (a CI run read them so, and libc's start was off).
+        let asleep = || {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            procfs::stat_field(&stat, 3) == Some("S")
+        };
+        let maps = (0..300)
             .map(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(10));
-                fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
+                if asleep() {
+                    fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .find(|maps| maps.contains("bin/sleep") && maps.contains("libc"))
             .expect("sleep's maps");
@@ -439,7 +449,7 @@ mod tests {
         let ring = target.ring_from(target.libc.start + symbols);
         child.kill().ok();
         child.wait().ok();
-        assert_eq!(target.libc.start + symbols, ours, "debug symbols and our own libc disagree");
+        assert_eq!(target.libc.start + symbols, ours, "debug symbols and our own libc disagree; its maps:\n{maps}");
         assert_eq!(ring.expect("the ring from main_arena").len(), 1);
         assert_eq!(libc_file::debug_symbol_offset(pid, &[0xab; 20], "main_arena"), None);
     }

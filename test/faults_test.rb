@@ -102,7 +102,10 @@ class FaultsTest < Minitest::Test
     probe = BloatProbe::Probe.new(recorder: BloatProbe::Recorder.new(warmup: 0, diagnosis_interval: 1))
     lines = []
     reporter = BloatProbe::Reporter.new(interval: 60, probe: probe, log: ->(line) { lines << line })
-    3.times { reporter.tick.then { sleep 0.2 } }
+    3.times do
+      reporter.tick
+      sleep 0.2
+    end
     before = probe.recorder.moment
     File.write(offset, "-3600\n")
     sleep 1.2 # past the diagnosis interval, by the monotonic clock

@@ -30,7 +30,7 @@ module BloatProbe
     # One report; what start's thread does each interval.
     def tick
       snapshot = Metrics::Snapshot.of(@probe, @probe.recorder.take)
-      @probe.recorder.clock_step!&.then { |step| failed(step) }
+      @probe.recorder.clock_step!&.then { |stepped| failed(stepped) }
       @probe.cluster&.publish(Metrics::Families.series(snapshot, labels: @probe.labels),
                               history: @probe.recorder.history)
       @log.call(self.class.line(snapshot.diagnosis, snapshot.memory, @probe.labels, top: snapshot.attribution&.first))

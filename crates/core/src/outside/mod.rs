@@ -237,29 +237,41 @@ fn hex(bytes: &Option<Vec<u8>>) -> String {
 }
 
 fn target<'a>(memory: &'a ProcessMemory, layout: Layout, mappings: &[procfs::Mapping<'_>], libc: &str) -> Target<'a> {
-    let mut libc_span: Option<Range<u64>> = None;
-    let mut libc_data = Vec::new();
-    let mut after_libc = false;
-    let (mut brk_heap, mut anonymous) = (None, Vec::new());
+    let (libc_span, libc_data) = libc_image(mappings, libc).unwrap_or_default();
+    let mut brk_heap = None;
+    let mut anonymous = Vec::new();
     for m in mappings {
-        let is_libc = m.path == Some(libc);
-        // libc's .bss: the anonymous read-write mapping right after its last file mapping.
-        let bss = after_libc && m.path.is_none() && libc_span.as_ref().is_some_and(|span| span.end == m.start);
-        if is_libc || bss {
-            let span = libc_span.get_or_insert(m.start..m.end);
-            span.end = span.end.max(m.end);
-            if m.perms.starts_with("rw") {
-                libc_data.push(m.start..m.end);
-            }
-        }
-        after_libc = is_libc;
         if m.path == Some("[heap]") {
             brk_heap = Some(m.start..m.end);
         } else if m.path.is_none() && m.perms.starts_with("rw") {
             anonymous.push(m.start..m.end);
         }
     }
-    Target { memory, layout, libc: libc_span.unwrap_or(0..0), libc_data, brk_heap, anonymous }
+    Target { memory, layout, libc: libc_span, libc_data, brk_heap, anonymous }
+}
+
+/// libc as the loader mapped it: the address-contiguous run of its file's mappings that holds
+/// its code, with its .bss (the anonymous mapping right after), and the run's writable parts.
+/// The same file may be mapped elsewhere too: a Rust panic's backtrace maps it whole, for a
+/// moment, to read its symbols; taken for libc's start, that put main_arena 30 MB off.
+fn libc_image(mappings: &[procfs::Mapping<'_>], libc: &str) -> Option<(Range<u64>, Vec<Range<u64>>)> {
+    let is_libc = |m: &procfs::Mapping<'_>| m.path == Some(libc);
+    let code = mappings.iter().position(|m| is_libc(m) && m.perms.contains('x'))?;
+    let mut first = code;
+    while first > 0 && is_libc(&mappings[first - 1]) && mappings[first - 1].end == mappings[first].start {
+        first -= 1;
+    }
+    let mut last = code;
+    while let Some(next) = mappings.get(last + 1) {
+        let bss = next.path.is_none() && is_libc(&mappings[last]);
+        if mappings[last].end != next.start || !(is_libc(next) || bss) {
+            break;
+        }
+        last += 1;
+    }
+    let image = &mappings[first..=last];
+    let data = image.iter().filter(|m| m.perms.starts_with("rw")).map(|m| m.start..m.end).collect();
+    Some((mappings[first].start..mappings[last].end, data))
 }
 
 /// main_arena of a process with no arena heap to start from, and how it was found: at the
@@ -412,6 +424,28 @@ mod tests {
         assert!(compared >= 6, "only {compared} of 8 arenas held still");
         assert_eq!(report.stats.allocator, Kind::Glibc);
         assert!(report.memory.pss.is_some() && report.memory.arena_resident.is_some());
+    }
+
+    #[test]
+    fn libc_is_the_run_that_holds_its_code_not_another_mapping_of_its_file() {
+        // The maps of a CI run where a panic's backtrace had mapped libc whole, below it.
+        let maps = "\
+7f599c7dc000-7f599c9b3000 r--p 00000000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e4ad000-7f599e4b0000 rw-p 00000000 00:00 0
+7f599e4b0000-7f599e4d6000 r--p 00000000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e4d6000-7f599e62c000 r-xp 00026000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e62c000-7f599e67f000 r--p 0017c000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e67f000-7f599e683000 r--p 001cf000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e683000-7f599e685000 rw-p 001d3000 fe:00 326279 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f599e685000-7f599e692000 rw-p 00000000 00:00 0
+7f599e692000-7f599e693000 r--p 00000000 fe:00 316536 /usr/lib/locale/C.utf8/LC_MEASUREMENT
+7f599e69b000-7f599e69d000 rw-p 00000000 00:00 0
+";
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let (span, data) = libc_image(&procfs::parse_mappings(maps), libc).expect("libc's image");
+        assert_eq!(span, 0x7f599e4b0000..0x7f599e692000);
+        assert_eq!(data, vec![0x7f599e683000..0x7f599e685000, 0x7f599e685000..0x7f599e692000]);
+        assert_eq!(libc_image(&procfs::parse_mappings(&maps.replace("r-xp", "r--p")), libc), None);
     }
 
     #[test]

@@ -453,8 +453,8 @@ mod tests {
         // `sleep` makes no thread: its main arena is all it has, and no heap leads to it.
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
         let pid = child.id();
-        // Once it sleeps: while the loader is still mapping libc, its maps are not yet
-        // where the run will find it (a CI run read them so, and libc's start was off).
+        // Its maps once it sleeps, its loader done. (The CI runs that found libc's start off
+        // had read this test process's own maps while a panic's backtrace mapped libc.)
         let asleep = || {
             let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             procfs::stat_field(&stat, 3) == Some("S")

@@ -60,9 +60,9 @@ class AttributionTest < Minitest::Test
         Thread.new do
           BloatProbe.churn(count: 10, max_size: 4096) # this thread's arena, before the count starts
           # The arena list is checked again at most once a second: a new arena may wait.
-          mark = nil
-          30.times { (mark = BloatProbe::Native.thread_arena_mark) ? break : sleep(0.1) }
-          arenas << [i, mark&.at(1)]
+          arena = nil
+          30.times { (arena = BloatProbe.thread_arena.id) ? break : sleep(0.1) }
+          arenas << [i, arena]
           case roles[i].pop
           when :heavy
             attribution.measure("export#run") do

@@ -8,12 +8,14 @@ class DurationsTest < Minitest::Test
   def test_quantiles_fall_within_the_bucket_of_the_exact_ones
     random = Random.new(7)
     seconds = Array.new(5000) { 10**random.rand(-3.0..0.7) } # 1 ms to 5 s, log-uniform
-    durations = BloatProbe::Durations.new
-    seconds.each { |value| durations.add(value) }
+    bounds = BloatProbe::Durations::BOUNDS
+    counts = bounds.each_with_index.map do |bound, i|
+      seconds.count { |value| value <= bound && (i.zero? || value > bounds[i - 1]) }
+    end
+    durations = BloatProbe::Durations.new(counts, seconds.sum)
     sorted = seconds.sort
     [0.5, 0.9, 0.99].each do |fraction|
       exact = sorted[(fraction * sorted.size).ceil - 1]
-      bounds = BloatProbe::Durations::BOUNDS
       upper = bounds.find { |bound| exact <= bound }
       lower = bounds.reverse.find { |bound| bound < exact } || 0.0
       estimate = BloatProbe::Durations.quantile(durations.cumulative, fraction)
@@ -21,7 +23,6 @@ class DurationsTest < Minitest::Test
       assert_operator estimate, :<=, upper, "p#{fraction * 100}: #{estimate} against #{exact}"
     end
     assert_equal 5000, durations.count
-    assert_in_delta seconds.sum, durations.sum, 1e-6
     assert_nil BloatProbe::Durations.quantile(BloatProbe::Durations.new.cumulative, 0.5)
   end
 

@@ -2,11 +2,11 @@
 
 module BloatProbe
   # How long calls took, counted in fixed buckets as a Prometheus histogram counts them:
-  # bounded memory whatever the traffic, and quantiles that add up across workers. Not
-  # thread-safe: its owner (Attribution) adds under its own lock.
+  # bounded memory whatever the traffic, and quantiles that add up across workers. The
+  # counting is Attribution's, done natively; this is a frozen copy, or workers' sums.
   class Durations
     # Upper bounds in seconds: Prometheus's default buckets, then +Inf.
-    BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, Float::INFINITY].freeze
+    BOUNDS = Native::AttributionLedger::DURATION_BOUNDS.freeze
 
     attr_reader :counts, :sum
 
@@ -15,17 +15,8 @@ module BloatProbe
       @sum = sum
     end
 
-    def add(seconds)
-      @counts[BOUNDS.index { |bound| seconds <= bound }] += 1
-      @sum += seconds
-    end
-
     def count
       @counts.sum
-    end
-
-    def copy
-      Durations.new(@counts.dup, @sum).freeze
     end
 
     # [[bound, calls that took at most that long]], as a histogram's buckets give them.

@@ -5,6 +5,7 @@
 
 pub mod allocator;
 pub mod arena_stats;
+pub mod attribution;
 pub mod bundled_jemalloc;
 pub mod cgroup;
 pub mod diagnosis;

@@ -63,8 +63,3 @@ pub fn require_glibc(ruby: &Ruby, reading: &str) -> Result<(), Error> {
         format!("{reading} describes glibc's malloc, but this process allocates with {live}; glibc's figures would be empty, not real"),
     ))
 }
-
-/// This thread's [allocated, deallocated] bytes from a preloaded jemalloc, or nil.
-pub fn thread_allocation() -> Option<(u64, u64)> {
-    allocator::jemalloc_thread_bytes()
-}

@@ -6,6 +6,7 @@
 mod allocator;
 mod arena_stats;
 mod args;
+mod attribution_ledger;
 mod cgroup;
 mod churn;
 mod diagnosis;
@@ -20,7 +21,6 @@ mod nogvl;
 mod outside_command;
 mod retained;
 mod thread_arena;
-mod thread_faults;
 mod trim;
 
 use magnus::{function, prelude::*, Error, Ruby};
@@ -45,10 +45,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.const_set("MALLOC_PARAMETERS", mallopt::parameters(ruby)?)?;
     native.define_singleton_method("thread_arena", function!(thread_arena::thread_arena, 0))?;
     native.define_singleton_method("cgroup", function!(cgroup::cgroup, 0))?;
-    native.define_singleton_method("thread_arena_mark", function!(thread_arena::thread_arena_mark, 0))?;
-    native.define_singleton_method("thread_allocation", function!(allocator::thread_allocation, 0))?;
-    native.define_singleton_method("own_faults", function!(thread_faults::own_faults, 0))?;
-    native.define_singleton_method("faults_of", function!(thread_faults::faults_of, 1))?;
     native.const_set("THRESHOLDS", diagnosis::defaults(ruby)?)?;
     native.const_set("VERDICTS", diagnosis::verdicts(ruby, false)?)?;
     native.const_set("FREEABLE_VERDICTS", diagnosis::verdicts(ruby, true)?)?;
@@ -65,6 +61,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_singleton_method("retain_limit=", function!(churn::set_retain_limit, 1))?;
     native.define_singleton_method("retained_bytes", function!(churn::retained_bytes, 0))?;
     native.define_singleton_method("outside_command", function!(outside_command::outside_command, 1))?;
+    attribution_ledger::define(ruby, native)?;
     metrics_listener::define(ruby, module)?;
     retained::define(ruby, module)
 }

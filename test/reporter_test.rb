@@ -35,6 +35,20 @@ class ReporterTest < Minitest::Test
     assert_equal history, @recorder.history
   end
 
+  # The guard's moment of a moment ago is recorded rather than the process read again, and
+  # once only; an older one is not used.
+  def test_a_recent_moment_is_recorded_rather_than_read_again
+    guards = @recorder.take(record: false)
+    assert_same guards, @recorder.take(reuse_within: 60)
+    assert_same guards, @recorder.take(reuse_within: 60)
+    assert_equal 1, @recorder.history.size
+    sleep 0.05
+    fresh = @recorder.take(reuse_within: 0.01)
+    refute_same guards, fresh
+    assert_equal 2, @recorder.history.size
+    assert_operator fresh.sample.time, :>, guards.sample.time
+  end
+
   # A cluster directory that vanished, then one that is a file (real failures, not stubs):
   # each tick logs one line naming the reading and counts it, and the next tick, with the
   # directory back, publishes.

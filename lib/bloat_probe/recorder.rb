@@ -6,8 +6,8 @@ module BloatProbe
   # history of samples, from which, once the warm-up has passed, the trend is drawn.
   #
   # A moment reads malloc_info, statm, smaps and smaps_rollup: milliseconds in a large
-  # process. The Reporter takes one each interval; a scrape or a view reuses the latest
-  # while it is younger than `diagnosis_interval` seconds.
+  # process. The Reporter takes one each interval (the guard's, where it is recent); a scrape
+  # or a view reuses the latest while it is younger than `diagnosis_interval` seconds.
   class Recorder
     DIAGNOSIS_INTERVALS = 1.0..86_400.0
     DIAGNOSIS_INTERVAL = 60
@@ -31,24 +31,23 @@ module BloatProbe
       @history = []
       @lock = Mutex.new
       @latest = nil
+      @recorded = nil
       @latest_at = nil
       @wall_offset = wall_offset
       @clock_step = nil
     end
 
     # Reads the process now, diagnosed with the trend since the warm-up; when record, its
-    # sample joins the history (the Reporter's ticks). Returns the Moment.
-    def take(record: true)
+    # sample joins the history (the Reporter's ticks). Returns the Moment. reuse_within:
+    # seconds; a moment taken that recently (by the guard, on its own thread) is used again
+    # rather than the process read twice: each read walks every free chunk of every arena.
+    def take(record: true, reuse_within: 0)
       @lock.synchronize do
-        follow_clock_step
-        moment = @examiner.take(warm: @history.select { |sample| sample.time >= @warm_from }, warm_from: @warm_from,
-                                boot_in_use: @boot_in_use)
-        # The first moment is what the process booted with: later ones weigh memory in
-        # use against it.
-        @boot_in_use ||= moment.diagnosis.malloc_in_use
-        remember(moment.sample) if record
-        @latest_at = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        @latest = moment
+        stepped = follow_clock_step
+        moment = (@latest if !stepped && @latest && monotonic - @latest_at < reuse_within) || read
+        remember(moment.sample) if record && !moment.equal?(@recorded)
+        @recorded = moment if record
+        moment
       end
     end
 
@@ -56,7 +55,7 @@ module BloatProbe
     # monotonic clock, which a step of the wall clock (NTP, a VM resumed) does not move.
     def moment
       latest, taken_at = @lock.synchronize { [@latest, @latest_at] }
-      return latest if latest && Process.clock_gettime(Process::CLOCK_MONOTONIC) - taken_at < @diagnosis_interval
+      return latest if latest && monotonic - taken_at < @diagnosis_interval
 
       take(record: false)
     end
@@ -78,17 +77,33 @@ module BloatProbe
 
     private
 
+    # A moment read now, under the lock.
+    def read
+      moment = @examiner.take(warm: @history.select { |sample| sample.time >= @warm_from }, warm_from: @warm_from,
+                              boot_in_use: @boot_in_use)
+      # The first moment is what the process booted with: later ones weigh memory in use
+      # against it.
+      @boot_in_use ||= moment.diagnosis.malloc_in_use
+      @latest_at = monotonic
+      @latest = moment
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
     def wall_offset
       Time.now.to_f - Process.clock_gettime(Process::CLOCK_MONOTONIC)
     end
 
     # Where the wall clock stepped since the last moment, the history and the end of the
     # warm-up move with it: the trend is drawn through the time that passed, not the step.
+    # True where it stepped.
     def follow_clock_step
       offset = wall_offset
       step = offset - @wall_offset
       @wall_offset = offset
-      return if step.abs <= CLOCK_STEP
+      return false if step.abs <= CLOCK_STEP
 
       @history.map! { |sample| sample.dup.tap { |moved| moved.time += step }.freeze }
       @warm_from += step

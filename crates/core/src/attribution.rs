@@ -14,13 +14,14 @@
 //! The whole of a call's bookkeeping is one `begin` and one `end`, each a single lock: run
 //! around every request, it was a dozen Ruby steps, each a cache miss after a whole request.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::allocator::{self, Allocator, Kind};
-use crate::{thread_arena, thread_faults};
+use crate::{procfs, thread_arena, thread_faults};
 
 /// Names kept at most; the smallest is folded into OTHER when a new one comes.
 pub const LIMIT: usize = 50;
@@ -185,17 +186,25 @@ pub struct Ledger {
     state: Mutex<State>,
 }
 
-/// The calling thread's kernel id, asked of the kernel once per thread: a system call on
-/// every call costs microseconds when the caches are cold after a request.
+/// The calling thread's kernel id, asked of the kernel once per thread (a system call on
+/// every call costs microseconds with the caches cold after a request), and again after a
+/// fork: the thread that forked is another thread in the child.
 fn own_thread() -> u32 {
     thread_local! {
-        static TID: u32 = {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            u32::try_from(tid).unwrap_or(0)
-        };
+        static TID: Cell<Option<(u64, u32)>> = const { Cell::new(None) };
     }
-    TID.with(|tid| *tid)
+    let generation = procfs::fork_generation();
+    if let (Some(generation), Some((asked_in, tid))) = (generation, TID.with(Cell::get)) {
+        if asked_in == generation {
+            return tid;
+        }
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = u32::try_from(unsafe { libc::gettid() }).unwrap_or(0);
+    if let Some(generation) = generation {
+        TID.with(|cell| cell.set(Some((generation, tid))));
+    }
+    tid
 }
 
 impl Ledger {
@@ -552,6 +561,38 @@ mod tests {
     }
 
     #[test]
+    fn a_forked_child_asks_its_own_thread_id() {
+        let parent = own_thread();
+        let mut pipe = [0; 2];
+        // SAFETY: a two-int array for pipe(2) to fill.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the child only reads its thread id (thread-local, an atomic, gettid), writes
+        // it to the pipe and exits, without allocating: safe after fork in a threaded process.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let tid = own_thread().to_ne_bytes();
+            // SAFETY: writes the four bytes of `tid` to the pipe, then ends the child at once.
+            unsafe {
+                libc::write(pipe[1], tid.as_ptr().cast(), tid.len());
+                libc::_exit(0);
+            }
+        }
+        let mut tid = [0u8; 4];
+        // SAFETY: closes this side's write end (a child that ended without writing then reads
+        // as end of file, not a wait), reads at most four bytes into `tid`, reaps the child.
+        let read = unsafe {
+            libc::close(pipe[1]);
+            let read = libc::read(pipe[0], tid.as_mut_ptr().cast(), tid.len());
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            libc::close(pipe[0]);
+            read
+        };
+        assert_eq!(read, 4);
+        // The child's only thread has the child's pid for its id.
+        assert_eq!(u32::from_ne_bytes(tid), u32::try_from(child).expect("a pid"), "the parent's was {parent}");
+    }
+
+    #[test]
     fn a_token_ends_once() {
         let ledger = Ledger::new(LIMIT);
         let live = counted_only();
@@ -571,7 +612,9 @@ mod tests {
         let mut arena = Arena::default();
         let own = own_thread();
         arena.share_rise(1000, own);
-        // Two calls in flight; the first is this thread, whose faults rise from 0.
+        // Two calls in flight; the first is this thread, whose faults rise from 0 (a fresh
+        // test thread may have made none: 8 MiB are mapped afresh and touched).
+        std::hint::black_box(vec![1u8; 8 << 20]);
         arena.calls = vec![
             Share { token: 1, thread: own, faults: Some(0), bytes: 0 },
             Share { token: 2, thread: u32::MAX, faults: Some(0), bytes: 0 },

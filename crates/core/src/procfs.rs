@@ -31,14 +31,10 @@ pub fn memory() -> io::Result<Memory> {
     // makes the kernel regenerate it. A forked child inherits the descriptor, which still
     // describes the parent, so a fork handler retires it: cheaper than asking getpid.
     static STATM: Mutex<Option<(u64, File)>> = Mutex::new(None);
-    static FORKS_WATCHED: OnceLock<bool> = OnceLock::new();
-    // SAFETY: registers a handler that only bumps an atomic, which is safe in a child.
-    let watched = *FORKS_WATCHED.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(count_fork)) } == 0);
-    let generation = FORKS.load(Ordering::Relaxed);
+    let generation = fork_generation();
     let mut cached = STATM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let file = match cached.take() {
-        // Unwatched (glibc could not register the handler), every call opens afresh.
-        Some((opened_in, file)) if watched && opened_in == generation => file,
+        Some((opened_in, file)) if generation == Some(opened_in) => file,
         _ => File::open("/proc/self/statm")?,
     };
     let mut buf = [0u8; 160];
@@ -46,13 +42,22 @@ pub fn memory() -> io::Result<Memory> {
     let text = std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let memory = parse_statm(text, page_size())?;
     // Kept only once it has given a reading: a file that gave none is opened afresh next time.
-    *cached = Some((generation, file));
+    *cached = generation.map(|generation| (generation, file));
     Ok(memory)
 }
 
-/// Forks seen by this process's line of descent: a descriptor opened under another
-/// count belongs to an ancestor.
+/// Forks seen by this process's line of descent: what was cached under another count (a
+/// descriptor, a thread id) belongs to an ancestor.
 static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// The count of forks, or None where glibc could not register the handler that counts them
+/// (then nothing may be cached across calls).
+pub(crate) fn fork_generation() -> Option<u64> {
+    static FORKS_WATCHED: OnceLock<bool> = OnceLock::new();
+    // SAFETY: registers a handler that only bumps an atomic, which is safe in a child.
+    let watched = *FORKS_WATCHED.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(count_fork)) } == 0);
+    watched.then(|| FORKS.load(Ordering::Relaxed))
+}
 
 extern "C" fn count_fork() {
     FORKS.fetch_add(1, Ordering::Relaxed);

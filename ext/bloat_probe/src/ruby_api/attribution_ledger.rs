@@ -62,11 +62,16 @@ pub fn route_name(ruby: &Ruby, env: RHash) -> String {
 /// a microsecond with caches cold); anything else by its to_s.
 fn push_text(name: &mut String, value: Value) {
     match RString::from_value(value) {
-        // SAFETY: the bytes are copied before anything here calls into Ruby, so the string
-        // can be neither collected nor changed meanwhile.
-        Some(text) => name.push_str(&String::from_utf8_lossy(unsafe { text.as_slice() })),
+        Some(text) => name.push_str(&text_of(&text)),
         None => name.push_str(&value.to_string()),
     }
+}
+
+/// A String's bytes as text, borrowed where they are UTF-8.
+fn text_of(text: &RString) -> std::borrow::Cow<'_, str> {
+    // SAFETY: the borrow lives no longer than `text`, and its callers use it before anything
+    // calls into Ruby, so the string can be neither collected nor changed meanwhile.
+    String::from_utf8_lossy(unsafe { text.as_slice() })
 }
 
 #[magnus::wrap(class = "BloatProbe::Native::AttributionLedger", free_immediately, size)]
@@ -91,10 +96,7 @@ impl AttributionLedger {
         let Some(name) = RString::from_value(name) else {
             return Err(type_error(ruby, "name", "a String or a Rack env (Hash)", name));
         };
-        // SAFETY: the bytes are read before anything here calls into Ruby, so the string
-        // can be neither collected nor changed meanwhile.
-        let bytes = unsafe { name.as_slice() };
-        Ok(rb_self.0.end(live(), token, &String::from_utf8_lossy(bytes)))
+        Ok(rb_self.0.end(live(), token, &text_of(&name)))
     }
 
     fn count_own(&self, seconds: f64) {

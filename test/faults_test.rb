@@ -42,6 +42,12 @@ class FaultsTest < Minitest::Test
     assert_failed_once(result, "arena_stats", "reading /proc/self/statm: ")
   end
 
+  # /proc/PID/smaps_rollup empty: the moment's detailed memory (PSS, USS, swap) walks it.
+  def test_an_unreadable_smaps_rollup_is_logged_counted_and_not_acted_on_and_the_next_recovers
+    result = hide("/proc/PID/smaps_rollup", "/dev/null")
+    assert_failed_once(result, "memory", "reading /proc/self: no Shared_Clean: line in smaps_rollup")
+  end
+
   # The cgroup's memory usage file saying what no kernel writes.
   def test_a_malformed_cgroup_file_is_logged_counted_and_not_acted_on_and_the_next_recovers
     usage = cgroup_usage_file

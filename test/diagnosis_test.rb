@@ -119,6 +119,44 @@ class DiagnosisTest < Minitest::Test
     assert_equal "warming_up", result[:booted_with][:verdict], result[:booted_with][:explanation]
   end
 
+  # Between two collections, Ruby's garbage lifts memory in use up to its GC's malloc limit
+  # (the CI failure of 2026-12-05: page views right after the warm-up judged native_growth).
+  # Half the limit of garbage strings, with min_growth at 2 MiB, is a rise the rule would
+  # call growth without the limit and does not with it; memory a C library mallocs past
+  # the limit is growth. GC.disable keeps a collection from landing mid-rise: below its
+  # limit Ruby would not run one for malloc'd bytes anyway.
+  def test_garbage_below_ruby_s_gc_malloc_limit_is_not_growth_and_native_memory_past_it_is
+    result = run_child(<<~RUBY)
+      require "fiddle"
+      thresholds = { min_growth: 2 << 20 }
+      malloc = Fiddle::Function.new(Fiddle::Handle::DEFAULT["malloc"], [Fiddle::TYPE_SIZE_T], Fiddle::TYPE_VOIDP)
+      limit = [GC.stat(:malloc_increase_bytes_limit), GC.stat(:oldmalloc_increase_bytes_limit)].max
+      rise = lambda do |bytes, &allocate|
+        recorder = BloatProbe::Recorder.new(warmup: 0, thresholds: thresholds)
+        10.times do
+          allocate.call(bytes / 10)
+          recorder.take
+          sleep 0.25
+        end
+        recorder.take.diagnosis
+      end
+      GC.start
+      GC.disable
+      garbage = rise.call(limit / 2) { |bytes| Array.new(bytes / 4096) { "x" * 4096 } }
+      unaware = BloatProbe::Examiner.new(thresholds: thresholds)
+                                    .judge(garbage.to_h.merge(ruby_gc_malloc_limit: nil), trend: garbage.trend)
+      native = rise.call(limit + (8 << 20)) { |bytes| malloc.call(bytes) }
+      puts JSON.dump(garbage: garbage.to_h, unaware: unaware.verdict, native: native.to_h, limit: limit)
+    RUBY
+    garbage = result[:garbage]
+    assert_equal result[:limit], garbage[:ruby_gc_malloc_limit], "the limit GC.stat gives"
+    assert_operator garbage[:trend][:in_use_per_hour] * garbage[:trend][:seconds] / 3600, :>=, 4 * MiB,
+                    "the garbage lifted memory in use"
+    assert_equal "native_growth", result[:unaware], "a rise the rule without the limit calls growth"
+    assert_equal "healthy", garbage[:verdict], garbage[:explanation]
+    assert_equal "native_growth", result[:native][:verdict], result[:native][:explanation]
+  end
+
   def test_millions_of_small_objects_are_the_ruby_heap
     result = diagnose_after(<<~RUBY)
       $kept = Array.new(5_000_000) { Object.new }

@@ -26,8 +26,8 @@ module BloatProbe
     # the process's start is not known.
     def take(warm: [], warm_from: nil, boot_in_use: nil)
       samples = warm.map { |sample| [sample.time, sample.rss, sample.malloc_in_use, sample.ruby_heap] }
-      Moment.from_h(Native.moment(ruby_heap_bytes, RUBY_HEAP_IN_MALLOC, @thresholds, samples, warm_from&.to_f,
-                                  boot_in_use))
+      ruby_heap = [ruby_heap_bytes, RUBY_HEAP_IN_MALLOC, gc_malloc_limit]
+      Moment.from_h(Native.moment(ruby_heap, @thresholds, samples, warm_from&.to_f, boot_in_use))
     end
 
     def diagnosis
@@ -36,7 +36,8 @@ module BloatProbe
 
     # The rules applied to figures given, without reading the process: a Hash with a
     # Diagnosis's figure fields (allocator, rss, pss, uss, malloc_in_use, free, trimmable,
-    # arena_count, arenas_holding_free, ruby_heap), a Trend or nil, a Cgroup or nil.
+    # arena_count, arenas_holding_free, ruby_heap, ruby_gc_malloc_limit), a Trend or nil, a
+    # Cgroup or nil.
     def judge(figures, trend: nil, cgroup: nil, taken_at: Time.now.to_f)
       Diagnosis.from_h(Native.judge(figures.to_h, @thresholds, trend&.to_h, cgroup&.to_h, taken_at.to_f))
     end
@@ -45,6 +46,12 @@ module BloatProbe
 
     def ruby_heap_bytes
       GC.stat(:heap_allocated_pages) * GC::INTERNAL_CONSTANTS.fetch(:HEAP_PAGE_SIZE)
+    end
+
+    # How far what Ruby mallocs may rise before its GC runs: the young generation's limit
+    # (a minor collection) or the old one's (a major), the larger.
+    def gc_malloc_limit
+      [GC.stat(:malloc_increase_bytes_limit), GC.stat(:oldmalloc_increase_bytes_limit)].max
     end
   end
 end

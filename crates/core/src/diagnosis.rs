@@ -11,7 +11,10 @@
 //!   way: glibc in one or two arenas, or jemalloc's dirty and muzzy pages (resident −
 //!   allocated).
 //! - `native_growth`: since the warm-up, memory in use has grown at growth_per_hour or more,
-//!   by min_growth bytes at least: a leak, or a cache without a bound.
+//!   by min_growth bytes at least: a leak, or a cache without a bound. In a Ruby process,
+//!   by min_growth more than its GC's malloc limit: garbage Ruby has malloc'd rises that
+//!   far before a collection frees it, and a line drawn between two collections is that
+//!   rise, not growth.
 //! - `ruby_heap_growth`: the same for Ruby's object heap.
 //! - `ruby_heap`: Ruby's object heap (GC.stat pages) is min_bytes and bulk_share of RSS or
 //!   more.
@@ -96,6 +99,9 @@ pub struct RubyHeap {
     /// Ruby 3.1 takes its heap pages from malloc (posix_memalign), so they are part of
     /// malloc's in-use bytes; Ruby 3.2+ maps them with mmap.
     pub in_malloc: bool,
+    /// How far the bytes Ruby mallocs may rise before its GC runs (the larger of GC.stat's
+    /// malloc_increase_bytes_limit and oldmalloc_increase_bytes_limit).
+    pub gc_malloc_limit: u64,
 }
 
 /// What a verdict stands on, worked out from one moment's readings. None where it cannot
@@ -120,6 +126,8 @@ pub struct Figures {
     pub arena_count: Option<u64>,
     pub arenas_holding_free: Option<u64>,
     pub ruby_heap: Option<u64>,
+    /// RubyHeap::gc_malloc_limit; None outside a Ruby process.
+    pub ruby_gc_malloc_limit: Option<u64>,
 }
 
 impl Figures {
@@ -141,6 +149,7 @@ impl Figures {
             arena_count: stats.glibc.as_ref().map(|glibc| glibc.arena_count),
             arenas_holding_free: None,
             ruby_heap: ruby_heap.map(|heap| heap.bytes),
+            ruby_gc_malloc_limit: ruby_heap.map(|heap| heap.gc_malloc_limit),
         };
         if let Some(GlibcArenas { in_use, free, mmap_bytes: mmap, arenas, .. }) = &stats.glibc {
             let (in_use, free, mmap) = (*in_use, *free, *mmap);
@@ -154,7 +163,7 @@ impl Figures {
             figures.malloc_in_use = Some(jemalloc.allocated);
             figures.free = Some(jemalloc.resident.saturating_sub(jemalloc.allocated));
         }
-        if let (Some(in_use), Some(RubyHeap { bytes, in_malloc: true })) = (figures.malloc_in_use, ruby_heap) {
+        if let (Some(in_use), Some(RubyHeap { bytes, in_malloc: true, .. })) = (figures.malloc_in_use, ruby_heap) {
             figures.malloc_in_use = Some(in_use.saturating_sub(bytes));
         }
         figures
@@ -178,6 +187,7 @@ reading! {
         arena_count: Option<u64> => Count,
         arenas_holding_free: Option<u64> => Count,
         ruby_heap: Option<u64> => Bytes,
+        ruby_gc_malloc_limit: Option<u64> => Bytes,
         trend: Option<Trend> => Reading(&Trend::SCHEMA),
         taken_at: f64 => Seconds,
         explanation: String => Text,
@@ -249,6 +259,7 @@ impl Diagnosis {
             arena_count: figures.arena_count,
             arenas_holding_free: figures.arenas_holding_free,
             ruby_heap: figures.ruby_heap,
+            ruby_gc_malloc_limit: figures.ruby_gc_malloc_limit,
             trend,
             taken_at,
             explanation: judge.explanation(verdict),
@@ -308,11 +319,16 @@ impl Judge<'_> {
         })
     }
 
-    /// Rising at growth_per_hour or faster, and by min_growth at least over the trend's span.
+    /// Rising at growth_per_hour or faster, and by min_growth at least over the trend's span;
+    /// memory in use by as much again as Ruby's garbage may lift it before a collection.
     fn growing(&self, series: Series) -> bool {
         let Some(trend) = self.trend else { return false };
         let (Some(rate), Some(grown)) = (trend.per_hour_of(series), trend.grown(series)) else { return false };
-        rate >= self.thresholds.growth_per_hour as f64 && grown >= self.thresholds.min_growth as f64
+        let garbage = match series {
+            Series::InUse => self.figures.ruby_gc_malloc_limit.unwrap_or(0),
+            Series::RubyHeap => 0,
+        };
+        rate >= self.thresholds.growth_per_hour as f64 && grown >= (self.thresholds.min_growth + garbage) as f64
     }
 
     /// At least min_bytes, and at least that share of RSS: a small process is healthy
@@ -514,6 +530,7 @@ mod tests {
             arena_count: Some(16),
             arenas_holding_free: Some(16),
             ruby_heap: Some(20 * MIB),
+            ruby_gc_malloc_limit: None,
         }
     }
 
@@ -586,6 +603,26 @@ mod tests {
         );
         // As fast, but not yet min_growth in all: not a finding yet.
         assert_eq!(judge(&busy, Some(growing(3600.0 * MIB as f64, 5.0))).verdict, Verdict::Healthy);
+    }
+
+    /// Ruby's garbage lifts memory in use until a collection, by up to its GC's malloc
+    /// limit: a rise of min_growth and less than that limit more is not growth in a Ruby
+    /// process, one past both is; Ruby's object heap is not weighed against the limit.
+    #[test]
+    fn a_rise_that_ruby_s_gc_would_collect_is_not_growth() {
+        let busy =
+            Figures { free: Some(10 * MIB), trimmable: Some(5 * MIB), malloc_in_use: Some(700 * MIB), ..fragmented() };
+        let ruby = Figures { ruby_gc_malloc_limit: Some(32 * MIB), ..busy.clone() };
+        let rise = |mib: f64| Some(growing(3600.0 * mib * MIB as f64 / 60.0, 60.0));
+        assert_eq!(judge(&busy, rise(40.0)).verdict, Verdict::NativeGrowth);
+        assert_eq!(judge(&ruby, rise(40.0)).verdict, Verdict::Healthy);
+        assert_eq!(judge(&ruby, rise(49.0)).verdict, Verdict::NativeGrowth);
+        let heap = Trend {
+            in_use_per_hour: Some(0.0),
+            ruby_heap_per_hour: Some(20.0 * 60.0 * MIB as f64),
+            ..growing(0.0, 60.0)
+        };
+        assert_eq!(judge(&ruby, Some(heap)).verdict, Verdict::RubyHeapGrowth);
     }
 
     /// #25: a process that just booted is warming up, however much it holds in use; live

@@ -46,14 +46,13 @@ pub fn thresholds(ruby: &Ruby, overrides: Value) -> Result<RHash, Error> {
     to_ruby(ruby, &from_ruby(ruby, overrides)?)
 }
 
-/// Native.moment(ruby_heap, ruby_heap_in_malloc, thresholds, warm, warm_from, boot_in_use):
-/// this process read now and diagnosed. `warm`: [[time, rss, malloc_in_use, ruby_heap], …],
+/// Native.moment([ruby_heap, ruby_heap_in_malloc, gc_malloc_limit], thresholds, warm,
+/// warm_from, boot_in_use): this process read now and diagnosed (the first, a RubyHeap). `warm`: [[time, rss, malloc_in_use, ruby_heap], …],
 /// the samples since the warm-up ended; warm_from nil for a single reading with no history;
 /// boot_in_use nil where this is the first moment.
 pub fn moment(
     ruby: &Ruby,
-    ruby_heap: u64,
-    in_malloc: bool,
+    (bytes, in_malloc, gc_malloc_limit): (u64, bool, u64),
     thresholds: Value,
     warm: RArray,
     warm_from: Option<f64>,
@@ -67,7 +66,7 @@ pub fn moment(
         .collect();
     let context = Context {
         thresholds: &thresholds,
-        ruby_heap: Some(RubyHeap { bytes: ruby_heap, in_malloc }),
+        ruby_heap: Some(RubyHeap { bytes, in_malloc, gc_malloc_limit }),
         warm: &warm,
         warm_from,
         boot_in_use,
@@ -112,6 +111,7 @@ pub fn judge(
         arena_count: field("arena_count")?,
         arenas_holding_free: field("arenas_holding_free")?,
         ruby_heap: field("ruby_heap")?,
+        ruby_gc_malloc_limit: field("ruby_gc_malloc_limit")?,
     };
     let trend = trend
         .map(|trend| -> Result<Trend, Error> {

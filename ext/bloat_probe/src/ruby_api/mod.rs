@@ -51,7 +51,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     native.const_set("TREND_MIN_SAMPLES", bloat_probe_core::trend::MIN_SAMPLES)?;
     native.const_set("TREND_MIN_SECONDS", bloat_probe_core::trend::MIN_SECONDS)?;
     native.define_singleton_method("thresholds", function!(diagnosis::thresholds, 1))?;
-    native.define_singleton_method("moment", function!(diagnosis::moment, 6))?;
+    native.define_singleton_method("moment", function!(diagnosis::moment, 5))?;
     native.const_set("READINGS", diagnosis::readings(ruby)?)?;
     native.define_singleton_method("judge", function!(diagnosis::judge, 5))?;
     native.define_singleton_method("churn", function!(churn::churn, -1))?;

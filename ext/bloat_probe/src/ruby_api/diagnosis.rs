@@ -47,9 +47,10 @@ pub fn thresholds(ruby: &Ruby, overrides: Value) -> Result<RHash, Error> {
 }
 
 /// Native.moment([ruby_heap, ruby_heap_in_malloc, gc_malloc_limit], thresholds, warm,
-/// warm_from, boot_in_use): this process read now and diagnosed (the first, a RubyHeap). `warm`: [[time, rss, malloc_in_use, ruby_heap], …],
-/// the samples since the warm-up ended; warm_from nil for a single reading with no history;
-/// boot_in_use nil where this is the first moment.
+/// warm_from, boot_in_use): this process read now and diagnosed (the first, a RubyHeap).
+/// `warm`: [[time, rss, malloc_in_use, ruby_heap], …], the samples since the warm-up ended;
+/// warm_from nil for a single reading with no history; boot_in_use nil where this is the
+/// first moment.
 pub fn moment(
     ruby: &Ruby,
     (bytes, in_malloc, gc_malloc_limit): (u64, bool, u64),
